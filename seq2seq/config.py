@@ -1,0 +1,287 @@
+"""Configuration as frozen dataclasses: defaults live here, YAML files and CLI flags override them.
+
+Every field is validated in ``__post_init__`` so that a bad value fails at the edge with a message
+that names it, not deep inside a training run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, TypeVar, get_args
+
+CellType = Literal["rnn", "gru", "lstm"]
+AttentionType = Literal["none", "bahdanau", "dot", "general"]
+SubwordType = Literal["unigram", "bpe"]
+
+CELL_TYPES: tuple[str, ...] = get_args(CellType)
+ATTENTION_TYPES: tuple[str, ...] = get_args(AttentionType)
+SUBWORD_TYPES: tuple[str, ...] = get_args(SubwordType)
+
+
+def _check_choice(name: str, value: str, options: tuple[str, ...]) -> None:
+    if value not in options:
+        raise ValueError(f"{name}={value!r} is not one of {', '.join(options)}")
+
+
+def _check_positive(obj: object, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if value <= 0:
+            raise ValueError(f"{name} must be positive, got {value!r}")
+
+
+def _check_fraction(name: str, value: float, *, closed: bool = False) -> None:
+    upper_ok = value <= 1.0 if closed else value < 1.0
+    if not (0.0 <= value and upper_ok):
+        bound = "[0, 1]" if closed else "[0, 1)"
+        raise ValueError(f"{name} must be in {bound}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class CleanConfig:
+    """What `corpus.clean_pairs` keeps: lengths are counted in whitespace-separated words."""
+
+    max_words: int = 80
+    max_ratio: float = 3.0  # longer side / shorter side, in words
+    min_words: int = 1
+
+    def __post_init__(self) -> None:
+        _check_positive(self, "max_words", "min_words")
+        if self.max_ratio < 1.0:
+            raise ValueError(f"max_ratio must be >= 1, got {self.max_ratio!r}")
+        if self.min_words > self.max_words:
+            raise ValueError(f"min_words={self.min_words} exceeds max_words={self.max_words}")
+
+
+@dataclass(frozen=True)
+class SubwordConfig:
+    """SentencePiece settings; trained on the training split only."""
+
+    model_type: SubwordType = "unigram"
+    vocab_size: int = 8000
+    joint: bool = True  # one vocabulary for both languages (allows shared embeddings)
+    character_coverage: float = 1.0
+    byte_fallback: bool = True  # unseen characters become bytes, never <unk>
+
+    def __post_init__(self) -> None:
+        _check_choice("model_type", self.model_type, SUBWORD_TYPES)
+        if self.vocab_size < 16:
+            raise ValueError(f"vocab_size must be at least 16, got {self.vocab_size}")
+        _check_fraction("character_coverage", self.character_coverage, closed=True)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the parallel text comes from.
+
+    ``corpus="multi30k"`` downloads Multi30k task 1; ``corpus="files"`` reads ``train``/``valid``
+    as ``SRC_PATH,TGT_PATH`` pairs or as one TSV path each.
+    """
+
+    corpus: Literal["multi30k", "files"] = "multi30k"
+    src_lang: str = "de"
+    tgt_lang: str = "en"
+    data_dir: str = "data"
+    train: str = ""  # for corpus="files": "src.txt,tgt.txt" or "pairs.tsv"
+    valid: str = ""
+    mirror: str = ""  # Multi30k: another base URL or a local folder
+    max_train_pairs: int = 0  # 0 = all; a slice for quick runs
+    max_valid_pairs: int = 0
+
+    def __post_init__(self) -> None:
+        _check_choice("corpus", self.corpus, ("multi30k", "files"))
+        if self.corpus == "files" and not (self.train and self.valid):
+            raise ValueError("corpus='files' needs train and valid paths (SRC,TGT or a .tsv)")
+        if self.src_lang == self.tgt_lang:
+            raise ValueError(f"src_lang and tgt_lang are both {self.src_lang!r}")
+        if self.max_train_pairs < 0 or self.max_valid_pairs < 0:
+            raise ValueError("max_train_pairs and max_valid_pairs must be >= 0")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Hyperparameters of `model.Seq2Seq`; saved in every checkpoint and used to rebuild it."""
+
+    cell: CellType = "gru"
+    attention: AttentionType = "bahdanau"
+    embed_size: int = 256
+    hidden_size: int = 512  # decoder; a bidirectional encoder uses hidden_size // 2 per direction
+    num_layers: int = 1
+    bidirectional: bool = True
+    dropout: float = 0.3
+    embed_dropout: float = 0.0  # drops whole word embeddings (Gal & Ghahramani 2016)
+    input_feeding: bool = True  # Luong et al. 2015, §3.3
+    tie_embeddings: bool = True  # output layer shares the target embedding matrix
+    share_embeddings: bool = True  # source and target share one matrix (joint vocabulary only)
+    src_vocab_size: int = 8000
+    tgt_vocab_size: int = 8000
+
+    def __post_init__(self) -> None:
+        _check_choice("cell", self.cell, CELL_TYPES)
+        _check_choice("attention", self.attention, ATTENTION_TYPES)
+        _check_positive(
+            self, "embed_size", "hidden_size", "num_layers", "src_vocab_size", "tgt_vocab_size"
+        )
+        _check_fraction("dropout", self.dropout)
+        _check_fraction("embed_dropout", self.embed_dropout)
+        if self.bidirectional and self.hidden_size % 2:
+            raise ValueError(
+                f"hidden_size={self.hidden_size} must be even with a bidirectional encoder"
+            )
+        if self.share_embeddings and self.src_vocab_size != self.tgt_vocab_size:
+            raise ValueError(
+                "share_embeddings needs one joint vocabulary, but "
+                f"src_vocab_size={self.src_vocab_size} != tgt_vocab_size={self.tgt_vocab_size}"
+            )
+
+    @property
+    def encoder_hidden_size(self) -> int:
+        """Per direction, so that the encoder's output is always hidden_size wide."""
+        return self.hidden_size // 2 if self.bidirectional else self.hidden_size
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The training loop's policy: optimisation, batching, validation, stopping."""
+
+    name: str = "run"
+    out_dir: str = "checkpoints"
+    seed: int = 1
+    max_tokens: int = 3000  # padded target+source tokens per batch (per process)
+    max_epochs: int = 30
+    max_steps: int = 0  # 0 = no limit
+    max_minutes: float = 0.0  # 0 = no limit; wall-clock budget
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    lr_patience: int = 2  # validations without BLEU gain before the lr is reduced
+    lr_factor: float = 0.5
+    min_lr: float = 1e-5
+    warmup_steps: int = 0
+    clip_norm: float = 1.0
+    label_smoothing: float = 0.1
+    teacher_forcing: float = 1.0  # probability of feeding the gold token (< 1: scheduled sampling)
+    valid_every: int = 0  # steps; 0 = once per epoch
+    checkpoint_every: int = 500  # steps between resumable checkpoints
+    log_every: int = 50
+    patience: int = 5  # validations without BLEU gain before stopping
+    valid_max_pairs: int = 0  # 0 = the whole validation set for BLEU
+    valid_beam: int = 1
+    threads: int = 0  # torch intra-op threads; 0 = leave torch's default
+    device: str = "auto"  # auto | cpu | cuda
+    amp: bool = True  # mixed precision (GPU only)
+    progress: Literal["auto", "bar", "log"] = "auto"
+
+    def __post_init__(self) -> None:
+        _check_positive(self, "max_tokens", "max_epochs", "lr", "checkpoint_every", "log_every")
+        _check_fraction("label_smoothing", self.label_smoothing)
+        _check_fraction("teacher_forcing", self.teacher_forcing, closed=True)
+        _check_fraction("lr_factor", self.lr_factor)
+        _check_choice("progress", self.progress, ("auto", "bar", "log"))
+        _check_choice("device", self.device, ("auto", "cpu", "cuda"))
+        for name in ("max_steps", "max_minutes", "valid_every", "patience", "clip_norm",
+                     "warmup_steps", "threads", "valid_max_pairs", "weight_decay"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.valid_beam < 1:
+            raise ValueError(f"valid_beam must be >= 1, got {self.valid_beam}")
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    """How `search` turns a model into output ids."""
+
+    beam_size: int = 5
+    nbest: int = 1
+    length_penalty: float = 1.0  # GNMT alpha; 0 = raw log-probability
+    max_length_ratio: float = 2.0  # output may be this many times the source length ...
+    max_length_offset: int = 10  # ... plus this many tokens
+
+    def __post_init__(self) -> None:
+        _check_positive(self, "beam_size", "nbest", "max_length_ratio")
+        if self.nbest > self.beam_size:
+            raise ValueError(f"nbest={self.nbest} exceeds beam_size={self.beam_size}")
+        if self.length_penalty < 0:
+            raise ValueError(f"length_penalty must be >= 0, got {self.length_penalty}")
+        if self.max_length_offset < 0:
+            raise ValueError(f"max_length_offset must be >= 0, got {self.max_length_offset}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run needs; saved as config.json in its directory."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    clean: CleanConfig = field(default_factory=CleanConfig)
+    subword: SubwordConfig = field(default_factory=SubwordConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
+        return build(cls, raw, where="config")
+
+
+T = TypeVar("T")
+
+
+def build(cls: type[T], raw: dict[str, Any], where: str) -> T:
+    """Build dataclass ``cls`` from a (nested) dict; an unknown key is an error naming it."""
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where} must be a mapping, got {type(raw).__name__}")
+    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(raw) - set(known))
+    if unknown:
+        raise ValueError(
+            f"unknown key(s) in {where}: {', '.join(unknown)}; valid keys: {', '.join(known)}"
+        )
+    kwargs: dict[str, Any] = {}
+    for name, value in raw.items():
+        default = getattr(cls(), name) if _has_defaults(cls) else None
+        if dataclasses.is_dataclass(default):
+            kwargs[name] = build(type(default), value, where=f"{where}.{name}")
+        else:
+            kwargs[name] = _coerce(value, default, f"{where}.{name}")
+    return cls(**kwargs)
+
+
+def _has_defaults(cls: type) -> bool:
+    try:
+        cls()
+        return True
+    except TypeError:
+        return False
+
+
+def _coerce(value: Any, default: Any, where: str) -> Any:
+    """Accept ints for floats; otherwise the value must have the default's type."""
+    if default is None:
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"{where} must be true or false, got {value!r}")
+        return value
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, type(default)) or isinstance(value, bool) != isinstance(default, bool):
+        raise ValueError(f"{where} must be {type(default).__name__}, got {value!r}")
+    return value
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file into a dict (sections: data, clean, subword, model, train, decode)."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    with path.open(encoding="utf-8") as f:
+        raw = yaml.safe_load(f) or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: top level must be a mapping of sections")
+    return raw
