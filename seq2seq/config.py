@@ -149,7 +149,7 @@ class TrainConfig:
     name: str = "run"
     out_dir: str = "checkpoints"
     seed: int = 1
-    max_tokens: int = 3000  # padded target+source tokens per batch (per process)
+    max_tokens: int = 3000  # per batch and process: sentences x longest side, padded (fairseq)
     max_epochs: int = 30
     max_steps: int = 0  # 0 = no limit
     max_minutes: float = 0.0  # 0 = no limit; wall-clock budget
@@ -180,8 +180,17 @@ class TrainConfig:
         _check_fraction("lr_factor", self.lr_factor)
         _check_choice("progress", self.progress, ("auto", "bar", "log"))
         _check_choice("device", self.device, ("auto", "cpu", "cuda"))
-        for name in ("max_steps", "max_minutes", "valid_every", "patience", "clip_norm",
-                     "warmup_steps", "threads", "valid_max_pairs", "weight_decay"):
+        for name in (
+            "max_steps",
+            "max_minutes",
+            "valid_every",
+            "patience",
+            "clip_norm",
+            "warmup_steps",
+            "threads",
+            "valid_max_pairs",
+            "weight_decay",
+        ):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.valid_beam < 1:
@@ -274,7 +283,7 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file into a dict (sections: data, clean, subword, model, train, decode)."""
+    """Read a YAML config (sections: data, clean, subword, model, train, decode) into a dict."""
     import yaml
 
     path = Path(path)

@@ -6,7 +6,116 @@ every module imports these constants instead of repeating the numbers.
 
 from __future__ import annotations
 
+import io
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import sentencepiece as spm
+
+from seq2seq.config import SubwordConfig
+
 PAD_ID = 0
 UNK_ID = 1
 BOS_ID = 2
 EOS_ID = 3
+
+JOINT_FILE = "spm.model"
+SRC_FILE = "spm.src.model"
+TGT_FILE = "spm.tgt.model"
+
+
+def train_sentencepiece(sentences: Iterable[str], cfg: SubwordConfig) -> bytes:
+    """Train one SentencePiece model from memory and return its serialised proto."""
+    model = io.BytesIO()
+    spm.set_random_generator_seed(1)  # the same corpus gives the same vocabulary
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(sentences),
+        model_writer=model,
+        model_type=cfg.model_type,
+        vocab_size=cfg.vocab_size,
+        character_coverage=cfg.character_coverage,
+        byte_fallback=cfg.byte_fallback,
+        pad_id=PAD_ID,
+        unk_id=UNK_ID,
+        bos_id=BOS_ID,
+        eos_id=EOS_ID,
+        hard_vocab_limit=False,  # small corpora may not fill vocab_size
+        normalization_rule_name="identity",  # corpus.normalize already applied NFC
+        minloglevel=2,
+        num_threads=1,
+    )
+    return model.getvalue()
+
+
+def _load(proto: bytes) -> spm.SentencePieceProcessor:
+    processor = spm.SentencePieceProcessor()
+    processor.LoadFromSerializedProto(proto)
+    return processor
+
+
+class Tokenizer:
+    """Source and target SentencePiece models (one shared object when the vocabulary is joint).
+
+    Ids never include BOS/EOS: `data` adds them where the model needs them.
+    """
+
+    def __init__(self, src_proto: bytes, tgt_proto: bytes | None = None) -> None:
+        self.joint = tgt_proto is None
+        self.src_proto = src_proto
+        self.tgt_proto = src_proto if tgt_proto is None else tgt_proto
+        self.src = _load(src_proto)
+        self.tgt = self.src if tgt_proto is None else _load(tgt_proto)
+
+    @classmethod
+    def train(
+        cls, src_sentences: Sequence[str], tgt_sentences: Sequence[str], cfg: SubwordConfig
+    ) -> Tokenizer:
+        if cfg.joint:
+            return cls(train_sentencepiece([*src_sentences, *tgt_sentences], cfg))
+        return cls(train_sentencepiece(src_sentences, cfg), train_sentencepiece(tgt_sentences, cfg))
+
+    @property
+    def src_vocab_size(self) -> int:
+        return int(self.src.get_piece_size())
+
+    @property
+    def tgt_vocab_size(self) -> int:
+        return int(self.tgt.get_piece_size())
+
+    def encode_src(self, sentences: Sequence[str]) -> list[list[int]]:
+        return [list(ids) for ids in self.src.encode(list(sentences), out_type=int)]
+
+    def encode_tgt(self, sentences: Sequence[str]) -> list[list[int]]:
+        return [list(ids) for ids in self.tgt.encode(list(sentences), out_type=int)]
+
+    def decode_tgt(self, ids: Sequence[int]) -> str:
+        """Detokenised text; special ids are dropped."""
+        return str(self.tgt.decode([i for i in ids if i > EOS_ID]))
+
+    def src_pieces(self, ids: Sequence[int]) -> list[str]:
+        return [str(self.src.id_to_piece(i)) for i in ids]
+
+    def tgt_pieces(self, ids: Sequence[int]) -> list[str]:
+        return [str(self.tgt.id_to_piece(i)) for i in ids]
+
+    def save(self, run_dir: Path) -> None:
+        """Write the model file(s) into a run directory."""
+        if self.joint:
+            (run_dir / JOINT_FILE).write_bytes(self.src_proto)
+        else:
+            (run_dir / SRC_FILE).write_bytes(self.src_proto)
+            (run_dir / TGT_FILE).write_bytes(self.tgt_proto)
+
+    @classmethod
+    def load(cls, run_dir: Path) -> Tokenizer:
+        run_dir = Path(run_dir)
+        if (run_dir / JOINT_FILE).is_file():
+            return cls((run_dir / JOINT_FILE).read_bytes())
+        src, tgt = run_dir / SRC_FILE, run_dir / TGT_FILE
+        for path in (src, tgt):
+            if not path.is_file():
+                raise FileNotFoundError(
+                    f"no SentencePiece model in {run_dir} (expected {JOINT_FILE}, or {SRC_FILE} "
+                    f"and {TGT_FILE}); train a run with `seq2seq train` to create one"
+                )
+        return cls(src.read_bytes(), tgt.read_bytes())

@@ -1,0 +1,161 @@
+"""A run directory, saved atomically and loaded safely.
+
+Layout of ``checkpoints/<name>/``:
+    config.json          the full RunConfig plus facts about the run (vocabulary, time, steps)
+    model.safetensors    the best weights by validation BLEU (what translation loads)
+    last.pt              the resumable training state (weights, optimiser, scheduler, RNG, data
+                         position); tensors and plain values only, read with weights_only=True
+    spm.model            the SentencePiece model (spm.src.model + spm.tgt.model if separate)
+    train_log.jsonl      one JSON object per logged step or validation
+Every file is written to a temporary name in the same folder and renamed, so a crash never
+leaves a half-written file under a real name; nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from seq2seq.config import RunConfig
+from seq2seq.model import Seq2Seq
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+STATE_FILE = "last.pt"
+LOG_FILE = "train_log.jsonl"
+FORMAT = "seq2seq-run/1"
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it over ``path`` only on success."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a run directory is meant to be shared
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
+    with atomic_path(path) as tmp:
+        write(tmp)
+
+
+def save_config(run_dir: Path, cfg: RunConfig, info: dict[str, Any] | None = None) -> None:
+    payload = {"format": FORMAT, "config": cfg.to_dict(), "info": info or {}}
+    text = json.dumps(payload, indent=2, ensure_ascii=False)
+    write_atomically(run_dir / CONFIG_FILE, lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def load_config(run_dir: Path) -> tuple[RunConfig, dict[str, Any]]:
+    """The run's config and info; a clear error for a missing or foreign directory."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found: {run_dir} is not a run directory (create one with `seq2seq train`)"
+        )
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON: {err}") from err
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a seq2seq run config (expected format {FORMAT!r})")
+    return RunConfig.from_dict(payload["config"]), payload.get("info", {})
+
+
+def _unique_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict without aliases of tied weights (safetensors stores each tensor once)."""
+    seen: set[int] = set()
+    state = {}
+    for name, tensor in model.state_dict().items():
+        if tensor.data_ptr() in seen:
+            continue
+        seen.add(tensor.data_ptr())
+        state[name] = tensor.detach().contiguous()
+    return state
+
+
+def save_weights(model: torch.nn.Module, path: Path, dtype: torch.dtype = torch.float32) -> None:
+    state = {
+        k: v.to(dtype) if v.is_floating_point() else v for k, v in _unique_state(model).items()
+    }
+    state = {k: v.cpu() for k, v in state.items()}
+    write_atomically(path, lambda p: save_file(state, str(p), metadata={"format": FORMAT}))
+
+
+def load_weights(model: torch.nn.Module, path: Path) -> None:
+    """Load safetensors weights into ``model`` (any float dtype is cast to the model's)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found (train a run with `seq2seq train`)")
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ValueError(f"{path} is not a readable safetensors file: {err}") from err
+    expected = _unique_state(model)
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(model.state_dict()))
+    if missing or unexpected:
+        raise ValueError(
+            f"{path} does not fit this model's config: missing {missing[:5]}, "
+            f"unexpected {unexpected[:5]}"
+        )
+    for name, tensor in tensors.items():
+        if tensor.shape != expected[name].shape:
+            raise ValueError(
+                f"{path}: {name} has shape {tuple(tensor.shape)}, "
+                f"the config expects {tuple(expected[name].shape)}"
+            )
+    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()}, strict=False)
+
+
+def load_model(run_dir: Path, device: str | torch.device = "cpu") -> tuple[Seq2Seq, RunConfig]:
+    """Rebuild the model from config.json and load its best weights, in eval mode."""
+    cfg, _ = load_config(run_dir)
+    model = Seq2Seq(cfg.model)
+    load_weights(model, Path(run_dir) / WEIGHTS_FILE)
+    return model.to(device).eval(), cfg
+
+
+def save_state(path: Path, state: dict[str, Any]) -> None:
+    write_atomically(path, lambda p: torch.save(state, p))
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    """The resumable training state; weights_only=True, so loading it cannot run code."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: nothing to resume (start without --resume)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for corrupt or unsafe files
+        raise ValueError(f"{path} is not a loadable training state: {err}") from err
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a seq2seq training state")
+    return state
+
+
+def append_log(run_dir: Path, record: dict[str, Any]) -> None:
+    with (run_dir / LOG_FILE).open("a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def read_log(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / LOG_FILE
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]

@@ -1,0 +1,202 @@
+"""Parallel corpora: readers of the user's files, counted cleaning, and the splits of a run.
+
+Pipeline order: fetch Multi30k (`download.multi30k_pair`) or read your files (`read_pairs`), then
+`clean_pairs` for training data and `normalize_pairs` for validation and test data, which must keep
+every line so that scores stay comparable with published ones.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import unicodedata
+import zlib
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from seq2seq.config import CleanConfig, DataConfig
+from seq2seq.download import multi30k_pair
+
+log = logging.getLogger(__name__)
+
+Pair = tuple[str, str]
+
+
+GZIP_MAGIC = b"\x1f\x8b"  # never the start of UTF-8 text, so detection by content is safe
+
+
+def read_lines(path: str | Path) -> list[str]:
+    """Read a UTF-8 text file, plain or gzip-compressed (detected by its first bytes).
+
+    Only the line ending ("\\n" or "\\r\\n") is removed, and a byte-order mark at the start.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: a line is not valid UTF-8 (names file and 1-based line), or a damaged gzip.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"corpus file not found: {path}")
+    with path.open("rb") as f:
+        compressed = f.read(2) == GZIP_MAGIC
+    with gzip.open(path, "rb") if compressed else path.open("rb") as f:
+        try:
+            return [_decode_line(raw, path, number) for number, raw in enumerate(f, 1)]
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            raise ValueError(f"{path}: damaged gzip file ({exc})") from exc
+
+
+def _decode_line(raw: bytes, path: Path, number: int) -> str:
+    if raw.endswith(b"\r\n"):
+        raw = raw[:-2]
+    elif raw.endswith(b"\n"):
+        raw = raw[:-1]
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"{path}, line {number}: not valid UTF-8 "
+            f"(byte {raw[exc.start]:#04x} at offset {exc.start})"
+        ) from None
+    return text.removeprefix("\ufeff") if number == 1 else text
+
+
+def read_parallel_files(src_path: str | Path, tgt_path: str | Path) -> list[Pair]:
+    """Pair line i of `src_path` with line i of `tgt_path`; the files must have equal length."""
+    src_lines, tgt_lines = read_lines(src_path), read_lines(tgt_path)
+    if len(src_lines) != len(tgt_lines):
+        raise ValueError(
+            f"parallel files differ in length: {src_path} has {len(src_lines)} lines, "
+            f"{tgt_path} has {len(tgt_lines)}; line i of one must translate line i of the other"
+        )
+    return list(zip(src_lines, tgt_lines, strict=True))
+
+
+def read_tsv(path: str | Path) -> list[Pair]:
+    """Read ``source<TAB>target`` lines; further columns (e.g. Tatoeba/Anki credits) are ignored.
+
+    Blank lines are skipped (each pair is self-contained, so nothing shifts out of alignment).
+
+    Raises:
+        ValueError: a non-blank line has no tab (names file and 1-based line).
+    """
+    pairs = []
+    for number, line in enumerate(read_lines(path), 1):
+        if not line.strip():
+            continue
+        columns = line.split("\t")
+        if len(columns) < 2:
+            raise ValueError(
+                f"{path}, line {number}: expected source<TAB>target, found no tab in {line[:60]!r}"
+            )
+        pairs.append((columns[0], columns[1]))
+    return pairs
+
+
+def read_pairs(spec: str) -> list[Pair]:
+    """Read ``"SRC_PATH,TGT_PATH"`` (line-aligned files) or one TSV path (``.tsv``/``.tsv.gz``).
+
+    A spec without a comma is read as TSV whatever its suffix; paths with commas are only
+    supported for TSV files.
+    """
+    spec = spec.strip()
+    if spec.endswith((".tsv", ".tsv.gz")) or "," not in spec:
+        return read_tsv(spec)
+    parts = [part.strip() for part in spec.split(",")]
+    if len(parts) != 2 or not all(parts):
+        raise ValueError(f"expected 'SRC_PATH,TGT_PATH' or one .tsv path, got {spec!r}")
+    return read_parallel_files(parts[0], parts[1])
+
+
+# --- Cleaning -----------------------------------------------------------------------------------
+
+
+@dataclass
+class CleanStats:
+    """How many pairs `clean_pairs` saw, kept, and dropped for each reason (one reason per pair)."""
+
+    total: int = 0
+    kept: int = 0
+    dropped_empty: int = 0
+    dropped_too_long: int = 0
+    dropped_too_short: int = 0
+    dropped_ratio: int = 0
+
+    def to_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        share = f" ({100 * self.kept / self.total:.1f}%)" if self.total else ""
+        return (
+            f"kept {self.kept} of {self.total} pairs{share}; dropped {self.dropped_empty} empty, "
+            f"{self.dropped_too_long} too long, {self.dropped_too_short} too short, "
+            f"{self.dropped_ratio} over the length ratio"
+        )
+
+
+def normalize(text: str) -> str:
+    """Unicode NFC, every whitespace run (tabs, no-break spaces, ...) as one space, trimmed."""
+    return " ".join(unicodedata.normalize("NFC", text).split())
+
+
+def normalize_pairs(pairs: Iterable[Pair]) -> list[Pair]:
+    """Normalise both sides and drop nothing: for validation and test sets."""
+    return [(normalize(src), normalize(tgt)) for src, tgt in pairs]
+
+
+def clean_pairs(pairs: Iterable[Pair], cfg: CleanConfig) -> tuple[list[Pair], CleanStats]:
+    """Normalise, then keep the pairs that pass `cfg`, in their order.
+
+    A pair is dropped for the first reason that applies: a side is empty; a side has more than
+    ``cfg.max_words`` words; a side has fewer than ``cfg.min_words``; the longer side has more than
+    ``cfg.max_ratio`` times the words of the shorter.
+    """
+    stats = CleanStats()
+    kept = []
+    for src, tgt in normalize_pairs(pairs):
+        stats.total += 1
+        reason = _drop_reason(src, tgt, cfg)
+        if reason is None:
+            kept.append((src, tgt))
+        else:
+            setattr(stats, reason, getattr(stats, reason) + 1)
+    stats.kept = len(kept)
+    return kept, stats
+
+
+def _drop_reason(src: str, tgt: str, cfg: CleanConfig) -> str | None:
+    """The `CleanStats` field counting why a normalised pair is dropped; None to keep it."""
+    if not src or not tgt:
+        return "dropped_empty"
+    shorter, longer = sorted((len(src.split(" ")), len(tgt.split(" "))))
+    if longer > cfg.max_words:
+        return "dropped_too_long"
+    if shorter < cfg.min_words:
+        return "dropped_too_short"
+    if longer / shorter > cfg.max_ratio:
+        return "dropped_ratio"
+    return None
+
+
+def load_split(data: DataConfig, split: str) -> list[Pair]:
+    """A Multi30k split (train, val, test_2016_flickr, ...) or a user's file spec, unnormalised."""
+    if data.corpus == "multi30k":
+        cache = Path(data.data_dir) / "multi30k"
+        src, tgt = multi30k_pair(split, data.src_lang, data.tgt_lang, cache, data.mirror)
+        return read_parallel_files(src, tgt)
+    spec = {"train": data.train, "val": data.valid}.get(split, split)
+    return read_pairs(spec)
+
+
+def load_splits(data: DataConfig, clean: CleanConfig) -> tuple[list[Pair], list[Pair], CleanStats]:
+    """Cleaned training pairs, normalised validation pairs, and what cleaning dropped."""
+    train, stats = clean_pairs(load_split(data, "train"), clean)
+    valid = normalize_pairs(load_split(data, "val"))
+    if data.max_train_pairs:
+        train = train[: data.max_train_pairs]
+    if data.max_valid_pairs:
+        valid = valid[: data.max_valid_pairs]
+    if not train:
+        raise ValueError(f"no training pairs left after cleaning ({stats.summary()})")
+    return train, valid, stats

@@ -1,0 +1,31 @@
+"""Figures of a training run (matplotlib, Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def plot_learning_curves(records: list[dict[str, Any]], path: Path) -> None:
+    """Training loss, validation perplexity and validation BLEU against steps, as one PNG."""
+    train = [r for r in records if "loss" in r]
+    valid = [r for r in records if "valid_bleu" in r]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    axes[0].plot([r["step"] for r in train], [r["loss"] for r in train], lw=1)
+    axes[0].set(title="training loss (label-smoothed)", xlabel="step")
+    axes[1].plot([r["step"] for r in valid], [r["valid_ppl"] for r in valid], marker="o")
+    axes[1].set(title="validation perplexity", xlabel="step", yscale="log")
+    axes[2].plot([r["step"] for r in valid], [r["valid_bleu"] for r in valid], marker="o")
+    axes[2].set(title="validation BLEU", xlabel="step")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    tmp.replace(path)

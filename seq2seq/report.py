@@ -1,0 +1,447 @@
+"""Evaluation reports a person reads: a JSON record, a Markdown page and their plots.
+
+`build_report` turns outputs into a JSON-able dict; `write_report` renders it to report.json,
+report.md, attention heatmaps and a BLEU-by-length bar chart. Systems are given in order of
+preference: the last one (beam search, when it ran) is the primary system that examples and
+significance tests are about.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from seq2seq.metrics import (
+    TOKENIZED_LC_BLEU_NOTE,
+    bleu_by_length,
+    check_parallel,
+    length_ratio,
+    paired_significance,
+    score_corpus,
+    sentence_chrf,
+    tokenized_lowercase_bleu,
+)
+
+SIGNIFICANCE_LEVEL = 0.05
+
+
+@dataclass
+class SystemRun:
+    """One system's outputs and how long it took to produce them."""
+
+    name: str
+    hypotheses: list[str]
+    seconds: float
+    output_tokens: int
+
+
+@dataclass
+class AttentionExample:
+    """Attention of one translation: weights (len(output_pieces), len(source_pieces))."""
+
+    source_pieces: list[str]
+    output_pieces: list[str]
+    weights: np.ndarray | list[list[float]] = field(repr=False)
+
+    def __post_init__(self) -> None:
+        self.weights = np.asarray(self.weights, dtype=float)
+        expected = (len(self.output_pieces), len(self.source_pieces))
+        if self.weights.shape != expected:
+            raise ValueError(
+                f"attention weights have shape {self.weights.shape}, expected {expected} "
+                "(output pieces, source pieces)"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source_pieces": self.source_pieces,
+            "output_pieces": self.output_pieces,
+            "weights": np.round(self.weights, 4).tolist(),
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# Building the report dict
+
+
+def _speed(run: SystemRun, num_sentences: int) -> dict[str, float | int | None]:
+    per_second = run.seconds > 0
+    return {
+        "seconds": run.seconds,
+        "output_tokens": run.output_tokens,
+        "sentences_per_second": num_sentences / run.seconds if per_second else None,
+        "tokens_per_second": run.output_tokens / run.seconds if per_second else None,
+    }
+
+
+def _system_section(
+    run: SystemRun, sources: Sequence[str], references: Sequence[str], n_bootstrap: int
+) -> dict[str, Any]:
+    hyps = run.hypotheses
+    scores = score_corpus(hyps, references, n_bootstrap)
+    return {
+        "name": run.name,
+        "scores": {key: asdict(score) for key, score in scores.items()},
+        "bleu_tok_lc": asdict(tokenized_lowercase_bleu(hyps, references, n_bootstrap)),
+        "speed": _speed(run, len(hyps)),
+        "length_ratio": length_ratio(hyps, references),
+        "bleu_by_length": bleu_by_length(sources, hyps, references),
+    }
+
+
+def _example(
+    index: int,
+    score: float,
+    sources: Sequence[str],
+    references: Sequence[str],
+    primary: SystemRun,
+    others: Sequence[SystemRun],
+) -> dict[str, Any]:
+    return {
+        "index": index,
+        "chrf": score,
+        "source": sources[index],
+        "reference": references[index],
+        "output": primary.hypotheses[index],
+        "other_outputs": {run.name: run.hypotheses[index] for run in others},
+    }
+
+
+def _examples_section(
+    sources: Sequence[str],
+    references: Sequence[str],
+    systems: Sequence[SystemRun],
+    num_examples: int,
+    seed: int,
+) -> dict[str, Any]:
+    primary, others = systems[-1], systems[:-1]
+    scores = sentence_chrf(primary.hypotheses, references)
+    ranked = sorted(range(len(scores)), key=lambda i: (-scores[i], i))  # best first, stable
+    best = ranked[:num_examples]
+    worst = [i for i in reversed(ranked) if i not in best][:num_examples]  # worst first
+    rest = sorted(set(ranked) - set(best) - set(worst))
+    chosen = random.Random(seed).sample(rest, min(num_examples, len(rest)))
+
+    def examples(indices: list[int]) -> list[dict[str, Any]]:
+        return [_example(i, scores[i], sources, references, primary, others) for i in indices]
+
+    return {
+        "system": primary.name,
+        "ranked_by": "sentence-level chrF",
+        "best": examples(best),
+        "worst": examples(worst),
+        "random": examples(sorted(chosen)),
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    # model_info comes from elsewhere (paths, numpy numbers): keep what JSON can say as is.
+    return json.loads(json.dumps(value, default=str))
+
+
+def build_report(
+    sources: Sequence[str],
+    references: Sequence[str],
+    systems: Sequence[SystemRun],
+    *,
+    perplexity: float | None,
+    model_info: dict[str, Any],
+    attention_examples: Sequence[AttentionExample],
+    compare: tuple[str, list[str]] | None = None,
+    n_bootstrap: int = 1000,
+    num_examples: int = 5,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Scores, speed, examples and model facts of one evaluation, as a JSON-able dict.
+
+    Args:
+        systems: in order of preference; the last (e.g. beam search) is the primary system.
+        perplexity: of the model on the references, if known.
+        model_info: parameters, configuration, training time, checkpoint path, ...
+        attention_examples: stored with their weights so the JSON is complete.
+        compare: (name, hypotheses) of another output, tested against the primary system by
+            paired bootstrap resampling (n_bootstrap resamples, 1000 when n_bootstrap is 0).
+        n_bootstrap: resamples for the 95% intervals; 0 gives none.
+        num_examples: how many best, worst and random examples.
+        seed: for the random examples.
+    """
+    if not systems:
+        raise ValueError("no systems to report on: give at least one SystemRun")
+    if len(sources) != len(references):
+        raise ValueError(f"{len(sources)} sources but {len(references)} references")
+    for run in systems:
+        check_parallel(run.hypotheses, references)
+    if num_examples < 0:
+        raise ValueError(f"num_examples must be >= 0, got {num_examples}")
+    primary = systems[-1]
+    significance = None
+    if compare is not None:
+        name, hyps = compare
+        # A comparison was asked for, so it resamples even when intervals are off (n_bootstrap 0).
+        significance = paired_significance(
+            references,
+            hyps,
+            primary.hypotheses,
+            names=(name, primary.name),
+            n=n_bootstrap if n_bootstrap > 1 else 1000,
+        )
+    return {
+        "num_sentences": len(sources),
+        "primary_system": primary.name,
+        "systems": [_system_section(run, sources, references, n_bootstrap) for run in systems],
+        "perplexity": perplexity,
+        "examples": _examples_section(sources, references, systems, num_examples, seed),
+        "model": _jsonable(model_info),
+        "significance": significance,
+        "attention": [example.to_dict() for example in attention_examples],
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Plots
+
+
+def plot_attention(example: AttentionExample) -> Figure:
+    """Heatmap of attention weights: x = source subwords, y = output subwords.
+
+    Built with the object-oriented API (no pyplot), so no global figure is left open.
+    """
+    weights = np.asarray(example.weights)
+    num_out, num_src = weights.shape
+    fig = Figure(figsize=(max(4.0, 0.35 * num_src + 2), max(3.0, 0.35 * num_out + 1.5)))
+    ax = fig.add_subplot()
+    image = ax.imshow(weights, cmap="viridis", aspect="auto", vmin=0.0, vmax=1.0)
+    ax.set_xticks(range(num_src), example.source_pieces, rotation=90)
+    ax.set_yticks(range(num_out), example.output_pieces)
+    ax.set_xlabel("source")
+    ax.set_ylabel("output")
+    fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    return fig
+
+
+def plot_bleu_by_length(systems: Sequence[dict[str, Any]]) -> Figure:
+    """Grouped bars: corpus BLEU per source-length bucket, one bar per system."""
+    buckets = [row["bucket"] for row in systems[0]["bleu_by_length"]]
+    width = 0.8 / len(systems)
+    fig = Figure(figsize=(6.0, 3.5))
+    ax = fig.add_subplot()
+    for k, system in enumerate(systems):
+        positions = [i + k * width for i in range(len(buckets))]
+        ax.bar(
+            positions,
+            [row["bleu"] for row in system["bleu_by_length"]],
+            width,
+            label=system["name"],
+        )
+    ax.set_xticks([i + width * (len(systems) - 1) / 2 for i in range(len(buckets))], buckets)
+    ax.set_xlabel("source length (words)")
+    ax.set_ylabel("BLEU")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def _save(fig: Figure, path: Path) -> str:
+    fig.savefig(path, dpi=100)
+    return path.name  # links in report.md are relative to it
+
+
+# ---------------------------------------------------------------------------------------------
+# Markdown
+
+
+def _cell(value: Any) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(_cell(h) for h in headers) + " |"]
+    lines.append("|" + "---|" * len(headers))
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def _number(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _with_interval(score: dict[str, Any]) -> str:
+    text = _number(score["score"])
+    if score["ci_low"] is not None:
+        text += f" [{_number(score['ci_low'])}, {_number(score['ci_high'])}]"
+    return text
+
+
+def _scores_lines(report: dict[str, Any]) -> list[str]:
+    systems = report["systems"]
+    metrics = [(key, systems[0]["scores"][key]["name"]) for key in systems[0]["scores"]]
+    rows: list[list[str]] = [
+        [label, *(_with_interval(s["scores"][key]) for s in systems)] for key, label in metrics
+    ]
+    rows.append(
+        [systems[0]["bleu_tok_lc"]["name"], *(_with_interval(s["bleu_tok_lc"]) for s in systems)]
+    )
+    rows.append(["length ratio (hyp/ref)", *(_number(s["length_ratio"], 3) for s in systems)])
+    for key, label in [("sentences_per_second", "sentences/s"), ("tokens_per_second", "tokens/s")]:
+        rows.append([label, *(_number(s["speed"][key], 1) for s in systems)])
+    rows.append(["decoding time (s)", *(_number(s["speed"]["seconds"]) for s in systems)])
+    signatures = {
+        s["scores"][key]["name"]: s["scores"][key]["signature"]
+        for s in systems
+        for key in s["scores"]
+    }
+    signatures[systems[0]["bleu_tok_lc"]["name"]] = systems[0]["bleu_tok_lc"]["signature"]
+    return [
+        "## Scores",
+        "",
+        (
+            f"{report['num_sentences']} sentences; sacreBLEU on detokenised, cased output against "
+            "the raw references. Brackets: 95% bootstrap interval. TER: lower is better. "
+            "tokens/s counts whitespace words of the output."
+        ),
+        "",
+        *_table(["metric", *(s["name"] for s in systems)], rows),
+        f"*{systems[0]['bleu_tok_lc']['name']}*: {TOKENIZED_LC_BLEU_NOTE}",
+        "",
+        "Signatures:",
+        "",
+        *(f"- {name}: `{signature}`" for name, signature in signatures.items()),
+        "",
+        f"Perplexity on the references: {_number(report['perplexity'])}",
+        "",
+    ]
+
+
+def _length_lines(report: dict[str, Any], chart: str | None) -> list[str]:
+    systems = report["systems"]
+    bleus = [{row["bucket"]: row["bleu"] for row in s["bleu_by_length"]} for s in systems]
+    rows = [
+        [row["bucket"], row["count"], *(_number(b[row["bucket"]]) for b in bleus)]
+        for row in systems[0]["bleu_by_length"]
+    ]
+    headers = ["source words", "sentences", *(s["name"] for s in systems)]
+    lines = ["## BLEU by source length", "", *_table(headers, rows)]
+    if chart:
+        lines += [f"![BLEU by source length]({chart})", ""]
+    return lines
+
+
+def _example_lines(number: int, example: dict[str, Any], system: str) -> list[str]:
+    lines = [
+        f"{number}. sentence {example['index']}, chrF {_number(example['chrf'], 1)}",
+        f"   - source: {example['source']}",
+        f"   - reference: {example['reference']}",
+        f"   - {system}: {example['output']}",
+    ]
+    return lines + [f"   - {name}: {text}" for name, text in example["other_outputs"].items()]
+
+
+def _examples_lines(report: dict[str, Any]) -> list[str]:
+    section = report["examples"]
+    lines = ["## Examples", "", f"Ranked by {section['ranked_by']} of {section['system']}.", ""]
+    for kind in ("best", "worst", "random"):
+        lines += [f"### {kind.capitalize()}", ""]
+        for number, example in enumerate(section[kind], 1):
+            lines += _example_lines(number, example, section["system"])
+        lines.append("")
+    return lines
+
+
+def _flatten(info: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    items: list[tuple[str, Any]] = []
+    for key, value in info.items():
+        if isinstance(value, dict):
+            items += _flatten(value, f"{prefix}{key}.")
+        else:
+            items.append((f"{prefix}{key}", value))
+    return items
+
+
+def _model_lines(report: dict[str, Any]) -> list[str]:
+    rows = [[f"`{key}`", value] for key, value in _flatten(report["model"])]
+    return ["## Model", "", *_table(["field", "value"], rows)]
+
+
+def _significance_lines(report: dict[str, Any]) -> list[str]:
+    sig = report["significance"]
+    if sig is None:
+        return []
+    rows = []
+    for metric in sig["metrics"].values():
+        verdict = "yes" if metric["p_value"] < SIGNIFICANCE_LEVEL else "no"
+        rows.append(
+            [
+                metric["name"],
+                _number(metric["baseline"]),
+                _number(metric["system"]),
+                _number(metric["p_value"], 4),
+                verdict,
+            ]
+        )
+    test = {"bs": "paired bootstrap resampling", "ar": "approximate randomisation"}[sig["test"]]
+    return [
+        "## Significance",
+        "",
+        f"{sig['system']} against {sig['baseline']}: {test}, n = {sig['n']}.",
+        "",
+        *_table(
+            [
+                "metric",
+                sig["baseline"],
+                sig["system"],
+                "p-value",
+                f"significant at {SIGNIFICANCE_LEVEL}",
+            ],
+            rows,
+        ),
+        *(f"- {m['name']}: `{m['signature']}`" for m in sig["metrics"].values()),
+        "",
+    ]
+
+
+def _attention_lines(images: Sequence[str]) -> list[str]:
+    if not images:
+        return ["## Attention", "", "No attention weights were given.", ""]
+    lines = ["## Attention", "", "x: source subwords, y: output subwords.", ""]
+    for number, image in enumerate(images, 1):
+        lines += [f"![attention {number}]({image})", ""]
+    return lines
+
+
+def render_markdown(
+    report: dict[str, Any], attention_images: Sequence[str] = (), length_chart: str | None = None
+) -> str:
+    """report.md's text; images are paths relative to the report."""
+    lines = [f"# Evaluation report: {report['primary_system']}", ""]
+    lines += _scores_lines(report)
+    lines += _length_lines(report, length_chart)
+    lines += _significance_lines(report)
+    lines += _examples_lines(report)
+    lines += _attention_lines(attention_images)
+    lines += _model_lines(report)
+    return "\n".join(lines)
+
+
+def write_report(
+    report: dict[str, Any], report_dir: Path, attention_examples: Sequence[AttentionExample]
+) -> tuple[Path, Path]:
+    """Writes report.json, report.md and their PNGs into report_dir; returns (json, md) paths."""
+    report_dir = Path(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    images = [
+        _save(plot_attention(example), report_dir / f"attention_{number}.png")
+        for number, example in enumerate(attention_examples, 1)
+    ]
+    chart = _save(plot_bleu_by_length(report["systems"]), report_dir / "bleu_by_length.png")
+    json_path, md_path = report_dir / "report.json", report_dir / "report.md"
+    json_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    md_path.write_text(render_markdown(report, images, chart) + "\n", encoding="utf-8")
+    return json_path, md_path

@@ -1,0 +1,191 @@
+"""`Translator`: a trained run as text in, text out — the one door for the CLI and the demo."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from seq2seq import checkpoint
+from seq2seq.config import DecodeConfig, RunConfig
+from seq2seq.corpus import normalize
+from seq2seq.data import ParallelDataset, TokenBatchSampler
+from seq2seq.model import Seq2Seq
+from seq2seq.search import decode_corpus
+from seq2seq.tokenizer import PAD_ID, Tokenizer
+
+MAX_INPUT_TOKENS = 200  # subwords; longer input is refused rather than decoded badly
+MAX_INPUT_CHARS = 2000
+
+
+@dataclass
+class Translation:
+    """One source sentence's result."""
+
+    text: str
+    nbest: list[tuple[str, float]]  # (text, length-normalised log-probability), best first
+    source_pieces: list[str]
+    output_pieces: list[str]
+    attention: np.ndarray | None  # (len(output_pieces), len(source_pieces)); with_attention only
+    score: float = 0.0
+
+
+def pick_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but no CUDA device is available")
+    return torch.device(device)
+
+
+class Translator:
+    """A model, its tokenizer and its decoding defaults."""
+
+    def __init__(
+        self,
+        model: Seq2Seq,
+        tokenizer: Tokenizer,
+        cfg: RunConfig,
+        info: dict[str, Any] | None = None,
+        run_dir: Path | None = None,
+    ) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.cfg = cfg
+        self.info = info or {}
+        self.run_dir = run_dir
+        self.device = next(model.parameters()).device
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, device: str = "auto") -> Translator:
+        """Load a run directory (config.json, model.safetensors, SentencePiece model)."""
+        run_dir = Path(run_dir)
+        if not run_dir.is_dir():
+            raise FileNotFoundError(
+                f"run directory {run_dir} not found; train one with "
+                f"`seq2seq train --train.name {run_dir.name}`"
+            )
+        model, cfg = checkpoint.load_model(run_dir, pick_device(device))
+        _, info = checkpoint.load_config(run_dir)
+        return cls(model, Tokenizer.load(run_dir), cfg, info, run_dir)
+
+    @property
+    def language_pair(self) -> tuple[str, str]:
+        return self.cfg.data.src_lang, self.cfg.data.tgt_lang
+
+    def _check(self, sentences: list[str]) -> list[str]:
+        if isinstance(sentences, str) or not isinstance(sentences, list | tuple):
+            raise ValueError("translate() takes a list of strings, one sentence each")
+        cleaned = []
+        for i, sentence in enumerate(sentences):
+            if not isinstance(sentence, str):
+                raise ValueError(f"sentence {i} is {type(sentence).__name__}, not a string")
+            if len(sentence) > MAX_INPUT_CHARS:
+                raise ValueError(
+                    f"sentence {i} has {len(sentence)} characters; the limit is {MAX_INPUT_CHARS}"
+                )
+            cleaned.append(
+                normalize("".join(ch for ch in sentence if ch.isprintable() or ch.isspace()))
+            )
+        return cleaned
+
+    def encode(self, sentences: list[str]) -> list[list[int]]:
+        """Source ids of each sentence; ValueError for one over MAX_INPUT_TOKENS subwords."""
+        ids = self.tokenizer.encode_src(sentences)
+        for i, seq in enumerate(ids):
+            if len(seq) > MAX_INPUT_TOKENS:
+                raise ValueError(
+                    f"sentence {i} has {len(seq)} subword tokens; the limit is {MAX_INPUT_TOKENS}"
+                )
+        return ids
+
+    def decode_config(
+        self, beam_size: int | None, nbest: int, length_penalty: float | None
+    ) -> DecodeConfig:
+        base = self.cfg.decode
+        return DecodeConfig(
+            beam_size=base.beam_size if beam_size is None else beam_size,
+            nbest=nbest,
+            length_penalty=base.length_penalty if length_penalty is None else length_penalty,
+            max_length_ratio=base.max_length_ratio,
+            max_length_offset=base.max_length_offset,
+        )
+
+    def translate(
+        self,
+        sentences: list[str],
+        beam_size: int | None = None,
+        nbest: int = 1,
+        length_penalty: float | None = None,
+        batch_size: int = 64,
+        with_attention: bool = False,
+    ) -> list[Translation]:
+        """Translate sentences in order; an empty line gives an empty translation."""
+        cleaned = self._check(sentences)
+        decode_cfg = self.decode_config(beam_size, nbest, length_penalty)
+        ids = self.encode(cleaned)
+        todo = [i for i, seq in enumerate(ids) if seq]
+        hyps = decode_corpus(
+            self.model, [ids[i] for i in todo], decode_cfg, self.device, batch_size=batch_size
+        )
+        results = [Translation("", [], [], [], None) for _ in cleaned]
+        for i, sentence_hyps in zip(todo, hyps, strict=True):
+            best = sentence_hyps[0]
+            attention = best.attention.float().cpu().numpy() if with_attention else None
+            results[i] = Translation(
+                text=self.tokenizer.decode_tgt(best.token_ids),
+                nbest=[(self.tokenizer.decode_tgt(h.token_ids), h.score) for h in sentence_hyps],
+                source_pieces=self.tokenizer.src_pieces(ids[i]),
+                output_pieces=self.tokenizer.tgt_pieces(best.token_ids),
+                attention=attention,
+                score=best.score,
+            )
+        return results
+
+    @torch.no_grad()
+    def perplexity(self, sources: list[str], references: list[str]) -> float:
+        """Teacher-forced perplexity of the references (per target subword, EOS included)."""
+        pairs = [
+            (s, r) for s, r in zip(self._check(sources), self._check(references), strict=True) if s
+        ]
+        data = ParallelDataset(
+            self.encode([s for s, _ in pairs]), self.tokenizer.encode_tgt([r for _, r in pairs])
+        )
+        sampler = TokenBatchSampler(data.src_lengths, data.tgt_lengths, 4000, shuffle=False)
+        total, tokens = 0.0, 0
+        for indices in sampler.batches(0):
+            batch = data.collate(indices).to(self.device)
+            logits = self.model(batch.src_ids, batch.src_lengths, batch.tgt_in)
+            total += float(
+                torch.nn.functional.cross_entropy(
+                    logits.flatten(0, 1).float(),
+                    batch.tgt_out.flatten(),
+                    ignore_index=PAD_ID,
+                    reduction="sum",
+                )
+            )
+            tokens += batch.num_tgt_tokens
+        return math.exp(total / max(tokens, 1))
+
+    def describe(self) -> dict[str, Any]:
+        """Parameters, config, training facts and where the weights came from."""
+        return {
+            "checkpoint": str(self.run_dir) if self.run_dir else None,
+            "parameters": self.model.num_parameters(),
+            "language_pair": "-".join(self.language_pair),
+            "config": self.cfg.to_dict(),
+            "training": self.info,
+            "device": str(self.device),
+        }
+
+    def timed_translate(
+        self, sentences: list[str], **kwargs: Any
+    ) -> tuple[list[Translation], float]:
+        start = time.perf_counter()
+        results = self.translate(sentences, **kwargs)
+        return results, time.perf_counter() - start

@@ -1,0 +1,136 @@
+"""Tests for seq2seq.corpus: readers of parallel text and counted cleaning."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+
+from seq2seq.config import CleanConfig
+from seq2seq.corpus import (
+    CleanStats,
+    clean_pairs,
+    normalize,
+    normalize_pairs,
+    read_lines,
+    read_pairs,
+    read_parallel_files,
+    read_tsv,
+)
+
+
+def write_gzip(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(text.encode("utf-8")))
+    return path
+
+
+# --- Readers ------------------------------------------------------------------------------------
+
+
+def test_read_lines_plain_and_gzip(tmp_path):
+    raw = "\ufeffa b  \r\nc\rd\n\n\u00e9\n".encode()
+    expected = ["a b  ", "c\rd", "", "\u00e9"]  # only the line ending (and the BOM) goes
+    (tmp_path / "plain.txt").write_bytes(raw)
+    (tmp_path / "packed.txt").write_bytes(gzip.compress(raw))  # detected by content, not name
+    assert read_lines(tmp_path / "plain.txt") == expected
+    assert read_lines(tmp_path / "packed.txt") == expected
+
+
+def test_read_lines_real_multi30k(multi30k_dir):
+    lines = read_lines(multi30k_dir / "val.en.gz")
+    assert len(lines) == 1014
+    assert all(line and "\n" not in line for line in lines)
+
+
+def test_undecodable_bytes_name_the_file_and_line(tmp_path):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes("ok\nfine\ncaf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin1\.txt, line 3: not valid UTF-8"):
+        read_lines(path)
+
+
+def test_damaged_gzip_is_a_value_error(tmp_path):
+    path = tmp_path / "cut.gz"
+    text = "".join(f"sentence {i}\n" for i in range(2000))
+    path.write_bytes(gzip.compress(text.encode())[:-20])  # a download cut short
+    with pytest.raises(ValueError, match=r"cut\.gz: damaged gzip"):
+        read_lines(path)
+
+
+def test_missing_file_is_named(tmp_path):
+    (tmp_path / "src.txt").write_text("a\n")
+    with pytest.raises(FileNotFoundError, match=r"tgt\.txt"):
+        read_parallel_files(tmp_path / "src.txt", tmp_path / "tgt.txt")
+
+
+def test_sides_of_different_length_name_both_files_and_counts(tmp_path):
+    (tmp_path / "src.de").write_text("a\nb\nc\n")
+    (tmp_path / "tgt.en").write_text("x\ny\n")
+    with pytest.raises(ValueError, match=r"src\.de has 3 lines, .*tgt\.en has 2"):
+        read_parallel_files(tmp_path / "src.de", tmp_path / "tgt.en")
+
+
+def test_tsv_ignores_extra_columns_and_blank_lines(tmp_path):
+    path = tmp_path / "fra.tsv"
+    path.write_text("Go.\tVa !\tCC-BY 2.0 (France) #2877272\n\nHi.\tSalut !\n")
+    assert read_tsv(path) == [("Go.", "Va !"), ("Hi.", "Salut !")]
+    path.write_text("Go.\tVa !\nno tab here\n")
+    with pytest.raises(ValueError, match=r"fra\.tsv, line 2: .*no tab"):
+        read_tsv(path)
+
+
+def test_read_pairs_dispatches_on_the_spec(tmp_path):
+    (tmp_path / "a.de").write_text("Hallo\nDanke\n")
+    (tmp_path / "a.en").write_text("Hello\nThanks\n")
+    write_gzip(tmp_path / "a,b.tsv.gz", "Hallo\tHello\n")
+    expected = [("Hallo", "Hello"), ("Danke", "Thanks")]
+    assert read_pairs(f"{tmp_path / 'a.de'}, {tmp_path / 'a.en'}") == expected
+    assert read_pairs(str(tmp_path / "a,b.tsv.gz")) == expected[:1]
+    with pytest.raises(ValueError, match="SRC_PATH,TGT_PATH"):
+        read_pairs(f"{tmp_path / 'a.de'},{tmp_path / 'a.en'},x")
+
+
+# --- Cleaning -----------------------------------------------------------------------------------
+
+
+def test_clean_pairs_counts_each_reason_and_keeps_order():
+    cfg = CleanConfig(max_words=5, min_words=2, max_ratio=2.0)
+    pairs = [
+        ("a b", "x y"),  # kept
+        ("", "x y"),  # empty
+        ("a b", " \t "),  # empty once normalised
+        ("a b c d e f", "u v w x y z"),  # too long: 6 > 5
+        ("a b c d e", "v w x y z"),  # kept: exactly max_words
+        ("a", "x"),  # too short: 1 < 2
+        ("a b c", "x"),  # too short, though also over the ratio: the first reason counts
+        ("a b", "v w x y z"),  # ratio 2.5 > 2
+        ("a b", "w x y z"),  # kept: ratio exactly 2
+        ("a \u00a0 b", "x\ty"),  # kept, normalised
+    ]
+    kept, stats = clean_pairs(pairs, cfg)
+    assert kept == [
+        ("a b", "x y"),
+        ("a b c d e", "v w x y z"),
+        ("a b", "w x y z"),
+        ("a b", "x y"),
+    ]
+    assert stats == CleanStats(
+        total=10, kept=4, dropped_empty=2, dropped_too_long=1, dropped_too_short=2, dropped_ratio=1
+    )
+    assert stats.to_dict()["dropped_too_short"] == 2
+    assert stats.summary() == (
+        "kept 4 of 10 pairs (40.0%); dropped 2 empty, 1 too long, 2 too short, "
+        "1 over the length ratio"
+    )
+
+
+def test_normalize_composes_and_collapses_whitespace():
+    assert normalize("caf" + "e\u0301") == "caf\u00e9"
+    assert normalize("  a\u00a0\u00a0b\t c\n") == "a b c"
+
+
+def test_normalize_pairs_never_drops():
+    pairs = [("", "x"), ("e\u0301  e", "a" * 500)]
+    assert normalize_pairs(pairs) == [("", "x"), ("\u00e9 e", "a" * 500)]

@@ -1,0 +1,170 @@
+"""sacreBLEU metrics: exact values on hand-checkable cases, signatures, intervals, edge cases."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from seq2seq.metrics import (
+    TOKENIZED_LC_BLEU_NAME,
+    bleu_by_length,
+    length_ratio,
+    paired_significance,
+    score_corpus,
+    sentence_chrf,
+    tokenized_lowercase_bleu,
+)
+
+REFS = [
+    "A man in a blue shirt is standing on a ladder.",
+    "Two dogs are running through the snow.",
+    "A little girl climbs into a wooden playhouse.",
+    "People are sitting at tables in a busy restaurant.",
+    "A woman with a red hat plays the guitar on the street.",
+    "Three children are jumping into a swimming pool.",
+]
+
+
+def _degraded(refs: list[str], seed: int, drop: float) -> list[str]:
+    """Each reference with a fraction of its words dropped at random."""
+    rng = random.Random(seed)
+    return [" ".join(w for w in ref.split() if rng.random() > drop) for ref in refs]
+
+
+def test_identical_output_scores_perfectly() -> None:
+    scores = score_corpus(REFS, REFS, n_bootstrap=0)
+    assert scores["bleu"].score == pytest.approx(100.0)
+    assert scores["chrf"].score == pytest.approx(100.0)
+    assert scores["ter"].score == pytest.approx(0.0)
+
+
+def test_one_changed_word_gives_hand_computed_bleu() -> None:
+    # "the" → "a" in a 6-word sentence: n-gram precisions 5/6, 3/5, 2/4, 1/3; no brevity penalty.
+    score = score_corpus(["the cat sat on a mat"], ["the cat sat on the mat"], n_bootstrap=0)
+    expected = 100 * (5 / 6 * 3 / 5 * 2 / 4 * 1 / 3) ** 0.25
+    assert score["bleu"].score == pytest.approx(expected)
+    assert score["ter"].score == pytest.approx(100 / 6)  # one substitution in six words
+
+
+def test_signatures_name_references_and_case() -> None:
+    for score in score_corpus(REFS, REFS, n_bootstrap=0).values():
+        assert "nrefs:1" in score.signature
+        assert "case:mixed" in score.signature
+
+
+def test_interval_contains_score_and_is_signed() -> None:
+    refs = REFS * 5
+    scores = score_corpus(_degraded(refs, seed=1, drop=0.3), refs, n_bootstrap=50)
+    for score in scores.values():
+        assert score.ci_low is not None
+        assert score.ci_high is not None
+        assert score.ci_low <= score.score <= score.ci_high
+        assert score.ci_low < score.ci_high
+        assert "bs:50" in score.signature
+
+
+def test_no_bootstrap_no_interval() -> None:
+    score = score_corpus(REFS, REFS, n_bootstrap=0)["bleu"]
+    assert (score.ci_low, score.ci_high) == (None, None)
+    assert "bs:" not in score.signature
+
+
+def test_mismatched_lengths_name_both_counts() -> None:
+    with pytest.raises(ValueError, match="3 hypotheses but 2 references"):
+        score_corpus(["a", "b", "c"], ["a", "b"], n_bootstrap=0)
+
+
+@pytest.mark.parametrize("n_bootstrap", [0, 10])
+def test_empty_input_raises(n_bootstrap: int) -> None:
+    with pytest.raises(ValueError, match="no sentences"):
+        score_corpus([], [], n_bootstrap=n_bootstrap)
+
+
+def test_negative_bootstrap_raises() -> None:
+    with pytest.raises(ValueError, match="n_bootstrap"):
+        score_corpus(REFS, REFS, n_bootstrap=-1)
+
+
+def test_tokenized_lowercase_bleu_ignores_case_only() -> None:
+    shouting = [ref.upper() for ref in REFS]
+    lowercased = tokenized_lowercase_bleu(shouting, REFS)
+    assert lowercased.score == pytest.approx(100.0)
+    assert "case:lc" in lowercased.signature
+    assert lowercased.name == TOKENIZED_LC_BLEU_NAME
+    assert "not comparable" in lowercased.name
+    assert score_corpus(shouting, REFS, n_bootstrap=0)["bleu"].score < 50
+
+
+def test_bleu_by_length_buckets_and_counts() -> None:
+    lengths = [1, 10, 11, 20, 21, 30, 31, 45, 9]
+    sources = [" ".join(["w"] * n) for n in lengths]
+    refs = [f"reference number {i} is here" for i in range(len(lengths))]
+    rows = bleu_by_length(sources, refs, refs)
+    assert [(r["bucket"], r["count"]) for r in rows] == [
+        ("1-10", 3),
+        ("11-20", 2),
+        ("21-30", 2),
+        ("31+", 2),
+    ]
+    assert all(r["bleu"] == pytest.approx(100.0) for r in rows)
+
+
+def test_bleu_by_length_omits_empty_buckets_and_scores_each_alone() -> None:
+    sources = ["short source", "a " * 40, "tiny", "b " * 35]
+    refs = [f"the reference sentence number {i}" for i in range(4)]
+    hyps = [refs[0], "nothing alike at all here", refs[2], "nothing alike at all here"]
+    rows = bleu_by_length(sources, hyps, refs)
+    assert [r["bucket"] for r in rows] == ["1-10", "31+"]
+    assert rows[0]["bleu"] == pytest.approx(100.0)
+    assert rows[1]["bleu"] == pytest.approx(0.0)
+
+
+def test_bleu_by_length_custom_edges_and_bad_edges() -> None:
+    rows = bleu_by_length(["a b c", "a b c d e f"], ["x y z w"] * 2, ["x y z w"] * 2, edges=(5,))
+    assert [r["bucket"] for r in rows] == ["1-5", "6+"]
+    with pytest.raises(ValueError, match="edges"):
+        bleu_by_length(["a"], ["a"], ["a"], edges=(20, 10))
+
+
+def test_length_ratio() -> None:
+    assert length_ratio(["a b", "c d e f"], ["a b c d", "e f g h"]) == pytest.approx(6 / 8)
+
+
+def test_sentence_chrf_ranks_better_sentences_higher() -> None:
+    hyps = [REFS[0], "A man is on a ladder.", "Completely unrelated."]
+    scores = sentence_chrf(hyps, [REFS[0]] * 3)
+    assert scores[0] == pytest.approx(100.0)
+    assert scores[0] > scores[1] > scores[2]
+
+
+@pytest.mark.parametrize("test", ["bs", "ar"])
+def test_identical_systems_are_not_significantly_different(test: str) -> None:
+    refs = REFS * 5
+    hyps = _degraded(refs, seed=2, drop=0.3)
+    result = paired_significance(refs, hyps, hyps, test=test, n=100)
+    for metric in result["metrics"].values():
+        assert metric["p_value"] == pytest.approx(1.0)
+        assert metric["baseline"] == metric["system"]
+
+
+@pytest.mark.parametrize("test", ["bs", "ar"])
+def test_much_better_system_is_significant(test: str) -> None:
+    refs = REFS * 5
+    weak = _degraded(refs, seed=3, drop=0.6)
+    strong = _degraded(refs, seed=4, drop=0.05)
+    result = paired_significance(refs, weak, strong, names=("weak", "strong"), test=test, n=100)
+    assert (result["baseline"], result["system"], result["test"]) == ("weak", "strong", test)
+    assert set(result["metrics"]) == {"bleu", "chrf"}
+    for metric in result["metrics"].values():
+        assert metric["system"] > metric["baseline"]
+        assert metric["p_value"] < 0.05
+        assert isinstance(metric["p_value"], float)
+        assert f"{test}:100" in metric["signature"]
+
+
+def test_significance_rejects_unknown_test_and_mismatch() -> None:
+    with pytest.raises(ValueError, match="'t'"):
+        paired_significance(REFS, REFS, REFS, test="t")
+    with pytest.raises(ValueError, match="5 hypotheses but 6 references"):
+        paired_significance(REFS, REFS, REFS[:5])
