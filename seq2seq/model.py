@@ -73,6 +73,15 @@ def word_dropout(embedded: Tensor, p: float, training: bool) -> Tensor:
     return embedded * keep / (1 - p)
 
 
+def init_forget_bias(lstm: nn.RNNBase, value: float = 1.0) -> None:
+    """Start LSTM forget gates open so that gradients flow early (Jozefowicz et al. 2015)."""
+    with torch.no_grad():
+        for name, bias in lstm.named_parameters():
+            if name.startswith("bias_ih"):
+                hidden = bias.numel() // 4
+                bias[hidden : 2 * hidden].fill_(value)  # gate order: input, forget, cell, output
+
+
 class Encoder(nn.Module):
     def __init__(self, cfg: ModelConfig, embedding: nn.Embedding) -> None:
         super().__init__()
@@ -184,6 +193,9 @@ class Seq2Seq(nn.Module):
         h = cfg.hidden_size
         self.bridge = nn.Linear(h, h)
         self.bridge_cell = nn.Linear(h, h) if cfg.cell == "lstm" else None
+        if cfg.cell == "lstm":
+            init_forget_bias(self.encoder.rnn)
+            init_forget_bias(self.decoder.rnn)
 
     def encode(self, src_ids: Tensor, src_lengths: Tensor) -> EncoderOutput:
         """Encode a padded batch: src_ids (B, S), src_lengths (B,)."""

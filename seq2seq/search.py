@@ -36,16 +36,18 @@ from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 NEVER_GENERATED = (PAD_ID, BOS_ID)
 
 
-_Rows = TypeVar("_Rows", bound="DecoderStateLike")
+_Rows = TypeVar("_Rows", bound="Selectable")
 
 
-class DecoderStateLike(Protocol):
+class Selectable(Protocol):
+    """A batch-first value (the decoder state, the encoder output) that search reorders."""
+
     def select(self: _Rows, rows: Tensor) -> _Rows:
-        """The batch rows ``rows`` (reordered, repeated or dropped)."""
+        """The batch rows ``rows`` ``(N',)``: reordered, repeated or dropped."""
         ...
 
 
-class EncoderOutputLike(DecoderStateLike, Protocol):
+class EncoderOutputLike(Selectable, Protocol):
     src_pad_mask: Tensor  # (B, S) True at padding
 
 
@@ -58,11 +60,11 @@ class Decodable(Protocol):
 
     def encode(self, src_ids: Tensor, src_lengths: Tensor) -> EncoderOutputLike: ...
 
-    def initial_state(self, enc: Any) -> DecoderStateLike: ...
+    def initial_state(self, enc: Any) -> Selectable: ...
 
     def decode_step(
         self, prev_ids: Tensor, state: Any, enc: Any
-    ) -> tuple[Tensor, DecoderStateLike, Tensor]: ...
+    ) -> tuple[Tensor, Selectable, Tensor]: ...
 
 
 @dataclass
@@ -199,7 +201,7 @@ class _Beams:
     scores: Tensor  # (B', K_cur) cumulative log-probs, descending
     tokens: Tensor  # (B'*K_cur, t) generated so far
     attention: Tensor  # (B'*K_cur, t, S)
-    state: DecoderStateLike
+    state: Selectable
     enc: EncoderOutputLike
 
 

@@ -8,6 +8,7 @@ averaged by DistributedDataParallel, and rank 0 alone validates and writes the r
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import math
 import os
@@ -88,7 +89,10 @@ def init_distributed(device_kind: str) -> Distributed:
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         return Distributed()
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
+        dist.init_process_group(
+            backend="nccl" if device_kind == "cuda" else "gloo",
+            timeout=datetime.timedelta(minutes=10),  # a rank that died must not hang the others
+        )
     return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
 
 

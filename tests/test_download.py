@@ -23,7 +23,6 @@ from seq2seq.download import (
     multi30k_pair,
 )
 
-
 # --- A local HTTP server ------------------------------------------------------------------------
 
 

@@ -1,0 +1,266 @@
+"""Training: tiny models learn a reverse task; resume is exact; DDP ranks agree; a real run."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from seq2seq import checkpoint
+from seq2seq import train as training
+from seq2seq.config import (
+    DataConfig,
+    DecodeConfig,
+    ModelConfig,
+    RunConfig,
+    SubwordConfig,
+    TrainConfig,
+)
+from seq2seq.data import ParallelDataset, TokenBatchSampler
+from seq2seq.model import Seq2Seq
+from seq2seq.search import decode_corpus
+
+REPO = Path(__file__).resolve().parents[1]
+SYMBOLS = 12  # ids 4..15
+
+
+def reverse_task(n: int, min_len: int, max_len: int, seed: int) -> ParallelDataset:
+    rng = random.Random(seed)
+    src = [
+        [rng.randrange(4, 4 + SYMBOLS) for _ in range(rng.randint(min_len, max_len))]
+        for _ in range(n)
+    ]
+    return ParallelDataset(src, [list(reversed(s)) for s in src])
+
+
+def train_on_task(cell: str, attention: str, data: ParallelDataset, steps: int) -> Seq2Seq:
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        cell=cell,
+        attention=attention,
+        embed_size=32,
+        hidden_size=64,
+        dropout=0.0,
+        src_vocab_size=4 + SYMBOLS,
+        tgt_vocab_size=4 + SYMBOLS,
+    )
+    model = Seq2Seq(cfg)
+    optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
+    sampler = TokenBatchSampler(data.src_lengths, data.tgt_lengths, max_tokens=800, seed=0)
+    step, epoch = 0, 0
+    while step < steps:
+        for indices in sampler.batches(epoch):
+            batch = data.collate(indices)
+            loss, tokens = training.label_smoothed_loss(
+                model(batch.src_ids, batch.src_lengths, batch.tgt_in), batch.tgt_out, 0.0
+            )
+            optimizer.zero_grad()
+            (loss / tokens).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            step += 1
+            if step == steps:
+                break
+        epoch += 1
+    return model.eval()
+
+
+def sequence_accuracy(model: Seq2Seq, data: ParallelDataset) -> float:
+    hyps = decode_corpus(model, data.src, DecodeConfig(beam_size=1), "cpu")
+    return sum(h[0].token_ids == t for h, t in zip(hyps, data.tgt)) / len(data)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
+def test_tiny_model_learns_to_reverse(cell):
+    model = train_on_task(cell, "bahdanau", reverse_task(3000, 3, 8, seed=1), steps=400)
+    assert sequence_accuracy(model, reverse_task(200, 3, 8, seed=2)) >= 0.95
+
+
+@pytest.mark.slow
+def test_attention_beats_the_fixed_vector_on_long_sequences():
+    train_data, test_data = reverse_task(3000, 12, 20, seed=3), reverse_task(100, 16, 20, seed=4)
+    with_attention = train_on_task("gru", "bahdanau", train_data, steps=300)
+    without = train_on_task("gru", "none", train_data, steps=300)
+
+    def token_accuracy(model):
+        hyps = decode_corpus(model, test_data.src, DecodeConfig(beam_size=1), "cpu")
+        pairs = [(a, b) for h, t in zip(hyps, test_data.tgt) for a, b in zip(h[0].token_ids, t)]
+        return sum(a == b for a, b in pairs) / sum(len(t) for t in test_data.tgt)
+
+    assert token_accuracy(with_attention) > token_accuracy(without) + 0.2
+
+
+def write_task_files(folder: Path, n: int, seed: int) -> str:
+    rng = random.Random(seed)
+    words = "alpha beta gamma delta eps zeta eta theta iota kappa".split()
+    src = [" ".join(rng.choice(words) for _ in range(rng.randint(2, 6))) for _ in range(n)]
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "src.txt").write_text("\n".join(src) + "\n")
+    (folder / "tgt.txt").write_text("\n".join(" ".join(reversed(s.split())) for s in src) + "\n")
+    return f"{folder / 'src.txt'},{folder / 'tgt.txt'}"
+
+
+def task_config(tmp_path: Path, **train_overrides) -> RunConfig:
+    spec = write_task_files(tmp_path / "corpus", 400, seed=5)
+    return RunConfig(
+        data=DataConfig(
+            corpus="files", src_lang="xx", tgt_lang="yy", train=spec, valid=spec, max_valid_pairs=40
+        ),
+        subword=SubwordConfig(vocab_size=300, model_type="bpe"),
+        model=ModelConfig(
+            embed_size=16, hidden_size=32, dropout=0.1, src_vocab_size=300, tgt_vocab_size=300
+        ),
+        train=TrainConfig(
+            **{
+                "name": "task",
+                "out_dir": str(tmp_path / "runs"),
+                "max_tokens": 200,
+                "max_steps": 12,
+                "checkpoint_every": 4,
+                "valid_every": 6,
+                "log_every": 2,
+                "progress": "log",
+                **train_overrides,
+            }
+        ),
+    )
+
+
+class Killed(Exception):
+    pass
+
+
+def test_resumed_run_ends_with_the_same_weights(tmp_path, monkeypatch):
+    straight = training.train(task_config(tmp_path / "a"))
+    expected = checkpoint.load_state(straight / checkpoint.STATE_FILE)
+
+    real_step = training.train_step
+
+    def dies_after_step_10(session, batch, scaler):
+        if session.progress.step > 10:
+            raise Killed  # as if the process were killed after the step-8 checkpoint
+        return real_step(session, batch, scaler)
+
+    monkeypatch.setattr(training, "train_step", dies_after_step_10)
+    with pytest.raises(Killed):
+        training.train(task_config(tmp_path / "b"))
+    monkeypatch.setattr(training, "train_step", real_step)
+    state = checkpoint.load_state(tmp_path / "b" / "runs" / "task" / checkpoint.STATE_FILE)
+    assert state["progress"]["step"] == 8
+    resumed = training.train(task_config(tmp_path / "b"), resume=True)
+    got = checkpoint.load_state(resumed / checkpoint.STATE_FILE)
+    assert got["progress"]["step"] == expected["progress"]["step"] == 12
+    for name, tensor in expected["model"].items():
+        torch.testing.assert_close(got["model"][name], tensor, rtol=1e-5, atol=1e-6)
+    steps = [r["step"] for r in checkpoint.read_log(resumed) if "loss" in r]
+    assert steps == sorted(set(steps))  # the killed run's lines after step 8 were dropped
+
+
+def test_run_directory_is_complete_and_loadable(tmp_path):
+    run_dir = training.train(task_config(tmp_path))
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "last.pt",
+        "spm.model",
+        "train_log.jsonl",
+        "learning_curve.png",
+        "clean_stats.json",
+    ):
+        assert (run_dir / name).is_file(), name
+    model, cfg = checkpoint.load_model(run_dir)
+    assert cfg.data.src_lang == "xx" and model.num_parameters() > 0
+    log = checkpoint.read_log(run_dir)
+    assert {"step", "loss", "ppl", "lr", "grad_norm", "tokens_per_s"} <= set(log[0])
+    assert any("valid_bleu" in r and "valid_ppl" in r for r in log)
+    with pytest.raises(ValueError, match="--resume"):
+        training.train(task_config(tmp_path))  # a second run must not overwrite the first
+
+
+def test_corrupt_and_foreign_checkpoints_are_rejected(tmp_path):
+    run_dir = training.train(task_config(tmp_path, max_steps=2))
+    (run_dir / checkpoint.WEIGHTS_FILE).write_bytes(b"not a safetensors file")
+    with pytest.raises(ValueError, match="not a readable safetensors"):
+        checkpoint.load_model(run_dir)
+    (run_dir / checkpoint.STATE_FILE).write_bytes(b"\x80\x04garbage")
+    with pytest.raises(ValueError, match="not a loadable training state"):
+        checkpoint.load_state(run_dir / checkpoint.STATE_FILE)
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "config.json").write_text(json.dumps({"hello": 1}))
+    with pytest.raises(ValueError, match="not a seq2seq run config"):
+        checkpoint.load_config(foreign)
+    with pytest.raises(FileNotFoundError, match="seq2seq train"):
+        checkpoint.load_config(tmp_path / "nowhere")
+
+
+def test_a_pickle_that_runs_code_is_refused(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (os.system, ("echo owned > " + str(tmp_path / "owned"),))
+
+    path = tmp_path / "evil.pt"
+    torch.save({"format": checkpoint.FORMAT, "x": Evil()}, path)
+    with pytest.raises(ValueError):
+        checkpoint.load_state(path)
+    assert not (tmp_path / "owned").exists()
+
+
+def test_weights_with_another_shape_are_rejected(tmp_path):
+    model = Seq2Seq(ModelConfig(embed_size=8, hidden_size=12, src_vocab_size=30, tgt_vocab_size=30))
+    path = tmp_path / "w.safetensors"
+    checkpoint.save_weights(model, path)
+    other = Seq2Seq(ModelConfig(embed_size=8, hidden_size=16, src_vocab_size=30, tgt_vocab_size=30))
+    with pytest.raises(ValueError, match="shape"):
+        checkpoint.load_weights(other, path)
+    half = tmp_path / "half.safetensors"
+    checkpoint.save_weights(model, half, dtype=torch.float16)
+    same = Seq2Seq(model.cfg)
+    checkpoint.load_weights(same, half)
+    torch.testing.assert_close(
+        same.decoder.combine.weight, model.decoder.combine.weight, atol=1e-3, rtol=1e-3
+    )
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_train_and_agree(tmp_path):
+    spec = write_task_files(tmp_path / "corpus", 400, seed=6)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        str(REPO / "tests" / "ddp_worker.py"),
+        spec,
+        str(tmp_path / "out"),
+    ]
+    process = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # so that a hang can be ended with all its workers
+    )
+    try:
+        _, stderr = process.communicate(timeout=180)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        raise
+    assert process.returncode == 0, stderr[-3000:]
+    ranks = [torch.load(tmp_path / "out" / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    for name, tensor in ranks[0]["model"].items():
+        assert torch.equal(tensor, ranks[1]["model"][name]), name
+    assert ranks[0]["indices"] != ranks[1]["indices"]  # each rank saw its own shard
+    losses = ranks[0]["losses"]
+    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5  # loss falls
