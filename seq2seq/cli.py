@@ -120,8 +120,11 @@ def cmd_translate(args: argparse.Namespace) -> None:
             nbest=args.nbest,
             length_penalty=args.length_penalty,
             batch_size=args.batch_size,
+            skip_invalid=True,
         )
         for index, result in enumerate(results):
+            if result.error:
+                print(f"warning: line {index + 1} not translated: {result.error}", file=sys.stderr)
             if args.nbest > 1:
                 for text, score in result.nbest:
                     out.write(f"{index}\t{score:.4f}\t{text}\n")

@@ -19,7 +19,7 @@ from seq2seq.model import Seq2Seq
 from seq2seq.search import decode_corpus
 from seq2seq.tokenizer import PAD_ID, Tokenizer
 
-MAX_INPUT_TOKENS = 200  # subwords; longer input is refused rather than decoded badly
+MAX_INPUT_TOKENS = 400  # subwords; longer input is refused rather than decoded badly
 MAX_INPUT_CHARS = 2000
 
 
@@ -33,6 +33,7 @@ class Translation:
     output_pieces: list[str]
     attention: np.ndarray | None  # (len(output_pieces), len(source_pieces)); with_attention only
     score: float = 0.0
+    error: str = ""  # why it was not translated (translate(..., skip_invalid=True) only)
 
 
 def pick_device(device: str) -> torch.device:
@@ -78,31 +79,39 @@ class Translator:
     def language_pair(self) -> tuple[str, str]:
         return self.cfg.data.src_lang, self.cfg.data.tgt_lang
 
-    def _check(self, sentences: list[str]) -> list[str]:
+    def encode_one(self, index: int, sentence: object) -> list[int]:
+        """Source ids of one sentence ([] if blank); ValueError naming what is wrong with it."""
+        if not isinstance(sentence, str):
+            raise ValueError(f"sentence {index} is {type(sentence).__name__}, not a string")
+        if len(sentence) > MAX_INPUT_CHARS:
+            raise ValueError(
+                f"sentence {index} has {len(sentence)} characters; the limit is {MAX_INPUT_CHARS}"
+            )
+        visible = "".join(ch for ch in sentence if ch.isprintable() or ch.isspace())
+        ids = self.tokenizer.encode_src([normalize(visible)])[0]
+        if len(ids) > MAX_INPUT_TOKENS:
+            raise ValueError(
+                f"sentence {index} has {len(ids)} subword tokens; the limit is {MAX_INPUT_TOKENS}"
+            )
+        return ids
+
+    def encode(
+        self, sentences: list[str], skip_invalid: bool = False
+    ) -> tuple[list[list[int]], list[str]]:
+        """Ids per sentence ([] for blank or skipped ones) and an error per sentence ("" if none)."""
         if isinstance(sentences, str) or not isinstance(sentences, list | tuple):
             raise ValueError("translate() takes a list of strings, one sentence each")
-        cleaned = []
+        ids, errors = [], []
         for i, sentence in enumerate(sentences):
-            if not isinstance(sentence, str):
-                raise ValueError(f"sentence {i} is {type(sentence).__name__}, not a string")
-            if len(sentence) > MAX_INPUT_CHARS:
-                raise ValueError(
-                    f"sentence {i} has {len(sentence)} characters; the limit is {MAX_INPUT_CHARS}"
-                )
-            cleaned.append(
-                normalize("".join(ch for ch in sentence if ch.isprintable() or ch.isspace()))
-            )
-        return cleaned
-
-    def encode(self, sentences: list[str]) -> list[list[int]]:
-        """Source ids of each sentence; ValueError for one over MAX_INPUT_TOKENS subwords."""
-        ids = self.tokenizer.encode_src(sentences)
-        for i, seq in enumerate(ids):
-            if len(seq) > MAX_INPUT_TOKENS:
-                raise ValueError(
-                    f"sentence {i} has {len(seq)} subword tokens; the limit is {MAX_INPUT_TOKENS}"
-                )
-        return ids
+            try:
+                ids.append(self.encode_one(i, sentence))
+                errors.append("")
+            except ValueError as err:
+                if not skip_invalid:
+                    raise
+                ids.append([])
+                errors.append(str(err))
+        return ids, errors
 
     def decode_config(
         self, beam_size: int | None, nbest: int, length_penalty: float | None
@@ -124,16 +133,20 @@ class Translator:
         length_penalty: float | None = None,
         batch_size: int = 64,
         with_attention: bool = False,
+        skip_invalid: bool = False,
     ) -> list[Translation]:
-        """Translate sentences in order; an empty line gives an empty translation."""
-        cleaned = self._check(sentences)
+        """Translate sentences in order; an empty line gives an empty translation.
+
+        A sentence that cannot be translated (not a string, over a length limit) raises
+        ValueError, or with ``skip_invalid`` gives an empty translation whose ``error`` says why.
+        """
         decode_cfg = self.decode_config(beam_size, nbest, length_penalty)
-        ids = self.encode(cleaned)
+        ids, errors = self.encode(sentences, skip_invalid)
         todo = [i for i, seq in enumerate(ids) if seq]
         hyps = decode_corpus(
             self.model, [ids[i] for i in todo], decode_cfg, self.device, batch_size=batch_size
         )
-        results = [Translation("", [], [], [], None) for _ in cleaned]
+        results = [Translation("", [], [], [], None, error=error) for error in errors]
         for i, sentence_hyps in zip(todo, hyps, strict=True):
             best = sentence_hyps[0]
             attention = best.attention.float().cpu().numpy() if with_attention else None

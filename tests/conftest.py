@@ -24,3 +24,39 @@ def multi30k_dir() -> Path:
             pytest.fail(message)
         pytest.skip(message)
     return path
+
+
+@pytest.fixture(scope="session")
+def trained_run(multi30k_dir, tmp_path_factory) -> Path:
+    """A short real training run on a slice of Multi30k de->en (a few hundred steps).
+
+    Small on purpose: it exists to be loaded by translate, evaluate and the demo, not to be good.
+    """
+    from seq2seq.config import DataConfig, ModelConfig, RunConfig, SubwordConfig, TrainConfig
+    from seq2seq.train import train
+
+    root = tmp_path_factory.mktemp("trained")
+    cfg = RunConfig(
+        data=DataConfig(
+            mirror=str(multi30k_dir),
+            data_dir=str(root / "data"),
+            max_train_pairs=4000,
+            max_valid_pairs=100,
+        ),
+        subword=SubwordConfig(vocab_size=1000),
+        model=ModelConfig(
+            embed_size=64, hidden_size=128, dropout=0.1, src_vocab_size=1000, tgt_vocab_size=1000
+        ),
+        train=TrainConfig(
+            name="tiny-de-en",
+            out_dir=str(root / "runs"),
+            max_tokens=1500,
+            max_steps=250,
+            valid_every=125,
+            checkpoint_every=125,
+            lr=3e-3,
+            progress="log",
+            threads=1,
+        ),
+    )
+    return train(cfg)

@@ -1,0 +1,116 @@
+"""Translator and `seq2seq translate` on a short real training run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from seq2seq.translate import MAX_INPUT_CHARS, MAX_INPUT_TOKENS, Translator
+
+
+@pytest.fixture(scope="module")
+def translator(trained_run):
+    return Translator.from_run(trained_run, device="cpu")
+
+
+def test_translates_in_order_with_empty_lines(translator):
+    results = translator.translate(["Ein Mann.", "", "   ", "Zwei Hunde spielen im Schnee."])
+    assert [bool(r.text) for r in results] == [True, False, False, True]
+    assert results[0].text == translator.translate(["Ein Mann."])[0].text  # batch = alone
+
+
+def test_nbest_is_sorted_and_attention_has_the_right_shape(translator):
+    (result,) = translator.translate(["Ein Hund läuft."], beam_size=4, nbest=3, with_attention=True)
+    scores = [s for _, s in result.nbest]
+    assert len(scores) == 3 and scores == sorted(scores, reverse=True)
+    assert result.attention.shape == (len(result.output_pieces), len(result.source_pieces))
+
+
+def test_bad_input_is_a_clear_value_error(translator):
+    with pytest.raises(ValueError, match="list of strings"):
+        translator.translate("Ein Mann.")
+    with pytest.raises(ValueError, match="sentence 1 is int"):
+        translator.translate(["a", 3])
+    with pytest.raises(ValueError, match=f"limit is {MAX_INPUT_CHARS}"):
+        translator.translate(["x" * (MAX_INPUT_CHARS + 1)])
+    with pytest.raises(ValueError, match=f"limit is {MAX_INPUT_TOKENS}"):
+        translator.translate(["🚲 " * 300])  # byte fallback: several tokens a character
+    skipped = translator.translate(["x" * (MAX_INPUT_CHARS + 1), "Ein Mann."], skip_invalid=True)
+    assert skipped[0].text == "" and "limit" in skipped[0].error
+    assert skipped[1].text and not skipped[1].error
+
+
+def test_unseen_scripts_emoji_and_control_characters_translate(translator):
+    results = translator.translate(["日本語 🚲 Ελληνικά", "Ein\x00 Mann\x07."])
+    assert all(isinstance(r.text, str) for r in results)
+
+
+def test_missing_run_names_the_path_and_the_command(tmp_path):
+    with pytest.raises(FileNotFoundError, match="seq2seq train"):
+        Translator.from_run(tmp_path / "nothing-here")
+
+
+def test_cli_keeps_line_count_and_order(trained_run, tmp_path):
+    too_long = "🚲 " * 300  # within the character limit, over the token limit
+    lines = [
+        "Ein Mann fährt Fahrrad.",
+        "",
+        "Ein Hund.",
+        " ".join(["sehr"] * 120),
+        too_long,
+        "Eine Frau.",
+    ]
+    source = tmp_path / "in.de"
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "seq2seq",
+            "translate",
+            "--checkpoint",
+            str(trained_run),
+            "--input",
+            str(source),
+            "--beam",
+            "3",
+            "--batch-size",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    translated = out.stdout.split("\n")[:-1]
+    assert len(translated) == len(lines)
+    assert translated[1] == "" and translated[4] == ""
+    assert translated[0] and translated[2] and translated[3] and translated[5]
+    assert "line 5 not translated" in out.stderr
+
+
+def test_cli_nbest_lines_are_index_score_text(trained_run):
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "seq2seq",
+            "translate",
+            "--checkpoint",
+            str(trained_run),
+            "--beam",
+            "3",
+            "--nbest",
+            "2",
+        ],
+        input="Ein Mann.\nEine Frau.\n",
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    rows = [line.split("\t") for line in out.stdout.splitlines()]
+    assert [r[0] for r in rows] == ["0", "0", "1", "1"]
+    assert all(float(r[1]) <= 0 for r in rows)
