@@ -57,10 +57,15 @@ def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
         write(tmp)
 
 
+def write_text_atomically(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
 def save_config(run_dir: Path, cfg: RunConfig, info: dict[str, Any] | None = None) -> None:
     payload = {"format": FORMAT, "config": cfg.to_dict(), "info": info or {}}
     text = json.dumps(payload, indent=2, ensure_ascii=False)
-    write_atomically(run_dir / CONFIG_FILE, lambda p: p.write_text(text, encoding="utf-8"))
+    write_text_atomically(run_dir / CONFIG_FILE, text)
 
 
 def load_config(run_dir: Path) -> tuple[RunConfig, dict[str, Any]]:

@@ -160,20 +160,25 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     report_dir = Path(
         args.report_dir or Path(args.checkpoint) / "eval" / (args.test_set or "custom")
     )
+    length_penalty = (
+        translator.cfg.decode.length_penalty if args.length_penalty is None else args.length_penalty
+    )
     report = evaluate_translator(
         translator,
         sources,
         references,
         beam_size=args.beam,
-        length_penalty=args.length_penalty,
+        length_penalty=length_penalty,
         batch_size=args.batch_size,
         report_dir=report_dir,
         compare_hyps=compare,
         n_bootstrap=args.bootstrap,
     )
     print(f"report written to {report_dir}/report.md")
-    for system in report.get("systems", []):
-        print(f"{system['name']}: BLEU {system['bleu']['score']:.2f}")
+    for system in report["systems"]:
+        bleu, chrf = system["scores"]["bleu"], system["scores"]["chrf"]
+        print(f"{system['name']}: BLEU {bleu['score']:.2f} chrF {chrf['score']:.2f}")
+    print(report["systems"][-1]["scores"]["bleu"]["signature"])
 
 
 def _add_decoding_flags(parser: argparse.ArgumentParser) -> None:

@@ -12,6 +12,7 @@ feeding, §3.3) and projected to the vocabulary. The attention type only changes
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import overload
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +23,11 @@ from seq2seq.attention import Attention, build_attention
 from seq2seq.config import ModelConfig
 from seq2seq.tokenizer import PAD_ID
 
-RNN_CLASSES: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+RNN_CLASSES: dict[str, type[nn.RNN] | type[nn.GRU] | type[nn.LSTM]] = {
+    "rnn": nn.RNN,
+    "gru": nn.GRU,
+    "lstm": nn.LSTM,
+}
 
 
 @dataclass
@@ -112,6 +117,11 @@ class Encoder(nn.Module):
         memory, _ = pad_packed_sequence(out, batch_first=True, total_length=src_ids.size(1))
         hidden, cell = final if isinstance(final, tuple) else (final, None)
         return memory, self._join_directions(hidden), self._join_directions(cell)
+
+    @overload
+    def _join_directions(self, state: Tensor) -> Tensor: ...
+    @overload
+    def _join_directions(self, state: None) -> None: ...
 
     def _join_directions(self, state: Tensor | None) -> Tensor | None:
         if state is None or not self.cfg.bidirectional:

@@ -285,9 +285,7 @@ def restore(session: TrainingSession) -> None:
         records = checkpoint.read_log(session.run_dir)
         kept = [r for r in records if r.get("step", 0) <= session.progress.step]
         text = "".join(json.dumps(r) + "\n" for r in kept)
-        checkpoint.write_atomically(
-            session.run_dir / checkpoint.LOG_FILE, lambda p: p.write_text(text, "utf-8")
-        )
+        checkpoint.write_text_atomically(session.run_dir / checkpoint.LOG_FILE, text)
 
 
 def _as_tuple(value: Any) -> Any:
@@ -309,8 +307,8 @@ def validate(session: TrainingSession) -> dict[str, float]:
     for indices in valid_sampler.batches(0):
         batch = session.valid_data.collate(indices).to(session.device)
         logits = model(batch.src_ids, batch.src_lengths, batch.tgt_in)
-        loss, tokens = label_smoothed_loss(logits, batch.tgt_out, 0.0)
-        total_loss += loss.item()
+        batch_loss, tokens = label_smoothed_loss(logits, batch.tgt_out, 0.0)
+        total_loss += batch_loss.item()
         total_tokens += tokens
     limit = tc.valid_max_pairs or len(session.valid_data)
     decode_cfg = DecodeConfig(beam_size=tc.valid_beam, nbest=1)

@@ -98,7 +98,7 @@ class Translator:
     def encode(
         self, sentences: list[str], skip_invalid: bool = False
     ) -> tuple[list[list[int]], list[str]]:
-        """Ids per sentence ([] for blank or skipped ones) and an error per sentence ("" if none)."""
+        """Ids per sentence ([] if blank or skipped) and an error per sentence ("" if none)."""
         if isinstance(sentences, str) or not isinstance(sentences, list | tuple):
             raise ValueError("translate() takes a list of strings, one sentence each")
         ids, errors = [], []
@@ -163,11 +163,10 @@ class Translator:
     @torch.no_grad()
     def perplexity(self, sources: list[str], references: list[str]) -> float:
         """Teacher-forced perplexity of the references (per target subword, EOS included)."""
-        pairs = [
-            (s, r) for s, r in zip(self._check(sources), self._check(references), strict=True) if s
-        ]
+        src_ids, _ = self.encode(sources)
+        pairs = [(s, normalize(r)) for s, r in zip(src_ids, references, strict=True) if s]
         data = ParallelDataset(
-            self.encode([s for s, _ in pairs]), self.tokenizer.encode_tgt([r for _, r in pairs])
+            [s for s, _ in pairs], self.tokenizer.encode_tgt([r for _, r in pairs])
         )
         sampler = TokenBatchSampler(data.src_lengths, data.tgt_lengths, 4000, shuffle=False)
         total, tokens = 0.0, 0

@@ -74,7 +74,7 @@ def train_on_task(cell: str, attention: str, data: ParallelDataset, steps: int) 
 
 def sequence_accuracy(model: Seq2Seq, data: ParallelDataset) -> float:
     hyps = decode_corpus(model, data.src, DecodeConfig(beam_size=1), "cpu")
-    return sum(h[0].token_ids == t for h, t in zip(hyps, data.tgt)) / len(data)
+    return sum(h[0].token_ids == t for h, t in zip(hyps, data.tgt, strict=True)) / len(data)
 
 
 @pytest.mark.slow
@@ -92,7 +92,11 @@ def test_attention_beats_the_fixed_vector_on_long_sequences():
 
     def token_accuracy(model):
         hyps = decode_corpus(model, test_data.src, DecodeConfig(beam_size=1), "cpu")
-        pairs = [(a, b) for h, t in zip(hyps, test_data.tgt) for a, b in zip(h[0].token_ids, t)]
+        pairs = [
+            (a, b)
+            for h, t in zip(hyps, test_data.tgt, strict=True)
+            for a, b in zip(h[0].token_ids, t, strict=False)
+        ]
         return sum(a == b for a, b in pairs) / sum(len(t) for t in test_data.tgt)
 
     assert token_accuracy(with_attention) > token_accuracy(without) + 0.2

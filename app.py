@@ -1,0 +1,484 @@
+"""Gradio demo: translate with the trained runs under a checkpoints folder.
+
+Run ``python app.py`` (options: ``--host``/``SEQ2SEQ_HOST``, default 127.0.0.1; ``--port``/
+``SEQ2SEQ_PORT``, default 7860; ``--checkpoints``/``SEQ2SEQ_CHECKPOINTS``, default
+``checkpoints/``). Every subfolder holding ``config.json`` and ``model.safetensors`` is a model;
+each is loaded once, at start-up.
+
+API (``gradio_client``)::
+
+    from gradio_client import Client
+    client = Client("http://127.0.0.1:7860/")
+    text, nbest, timing = client.predict(
+        "Ein Hund läuft.", "multi30k-de-en", "beam", 5, 1.0, api_name="/translate"
+    )
+
+``/translate`` parameters, in order:
+    text (str): one sentence per line; each line is translated, all lines in one batch.
+    model (str): a run's folder name (the Model dropdown's choices).
+    mode (str): "greedy" or "beam".
+    beam_size (int, 1-10): beams kept in "beam" mode; ignored by "greedy".
+    length_penalty (float, 0-2): GNMT alpha; 0 ranks by raw log-probability.
+Returns ``(translation, nbest, timing)``: the translations, one line per input line; the n-best
+table (``{"headers": [...], "data": [[line, rank, text, score], ...]}``; scores are
+length-normalised log-probabilities); a Markdown line saying how long decoding took.
+Bad input (empty text, a line over the length limit, too many lines) raises
+``gradio_client.exceptions.AppError`` with a readable message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import gzip
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio: no calls outside
+
+import gradio as gr  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from seq2seq.report import AttentionExample, plot_attention  # noqa: E402
+from seq2seq.translate import MAX_INPUT_CHARS, Translator  # noqa: E402
+
+REPO = Path(__file__).resolve().parent
+TRAIN_COMMAND = "seq2seq train --config configs/multi30k-de-en.yaml"
+MAX_LINES = 32  # lines per request: a CPU model serves many users one request at a time
+MAX_NBEST = 5  # n-best rows shown per line
+QUEUE_SIZE = 256  # waiting requests before the queue turns new ones away
+NUM_EXAMPLES = 8
+EXAMPLE_DIRS = (REPO / "data" / "multi30k", REPO.parent / "shared" / "data" / "multi30k")
+LANGUAGES = {"de": "German", "en": "English", "fr": "French", "cs": "Czech"}
+BUILTIN_EXAMPLES = {
+    "de": [
+        "Ein Mann fährt mit dem Fahrrad die Straße entlang.",
+        "Zwei Kinder spielen im Sand am Strand.",
+        "Eine Frau in einem roten Kleid singt auf einer Bühne.",
+        "Ein schwarzer Hund rennt über eine grüne Wiese.",
+    ],
+    "en": [
+        "A man rides his bike down the street.",
+        "Two children are playing in the sand on the beach.",
+        "A woman in a red dress is singing on a stage.",
+        "A black dog runs across a green meadow.",
+    ],
+}
+MODES = ("greedy", "beam")
+NBEST_HEADERS = ["line", "rank", "translation", "score"]
+CSS = "#attention img { max-width: 100%; height: auto; }"
+
+
+class SetupError(Exception):
+    """The checkpoints folder holds no usable run; the message says what to do."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading runs
+
+
+def find_runs(folder: Path) -> list[Path]:
+    """Subfolders holding config.json and model.safetensors, sorted by name."""
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_dir() and (p / "config.json").is_file() and (p / "model.safetensors").is_file()
+    )
+
+
+def _no_runs_message(folder: Path) -> str:
+    unfinished = sorted(p.name for p in folder.glob("*/config.json")) if folder.is_dir() else []
+    lines = [f"No trained model found in {folder}/ (a run folder holds config.json and "
+             "model.safetensors)."]
+    if unfinished:
+        lines.append(
+            f"These runs have no model.safetensors yet (still training?): {', '.join(unfinished)}"
+        )
+    lines.append(f"Train one with `{TRAIN_COMMAND}`, or point --checkpoints at a run folder's "
+                 "parent (env SEQ2SEQ_CHECKPOINTS).")
+    return "\n".join(lines)
+
+
+def load_run(run_dir: Path) -> Translator:
+    """One run on the CPU; SetupError naming the folder if it cannot be loaded."""
+    try:
+        return Translator.from_run(run_dir, device="cpu")
+    except Exception as err:  # a broken run can fail in many ways; say which and move on
+        raise SetupError(
+            f"Cannot load the run in {run_dir}/: {err}\n"
+            f"Retrain it with `{TRAIN_COMMAND}` (or move the folder away)."
+        ) from err
+
+
+def load_translators(folder: str | Path) -> dict[str, Translator]:
+    """Every run under ``folder``, by folder name; SetupError if none or one is broken."""
+    folder = Path(folder)
+    runs = find_runs(folder)
+    if not runs:
+        raise SetupError(_no_runs_message(folder))
+    return {run.name: load_run(run) for run in runs}
+
+
+# ---------------------------------------------------------------------------------------------
+# Translating
+
+
+@dataclass
+class Request:
+    """One validated request from the page or the API."""
+
+    lines: list[str]
+    beam_size: int
+    nbest: int
+    length_penalty: float
+
+
+def language_name(code: str) -> str:
+    return LANGUAGES.get(code, code)
+
+
+def pair_label(translator: Translator) -> str:
+    src, tgt = translator.language_pair
+    return f"{language_name(src)} → {language_name(tgt)}"
+
+
+def pick_translator(translators: dict[str, Translator], model: str | None) -> Translator:
+    if not model:
+        return next(iter(translators.values()))
+    if model not in translators:
+        raise gr.Error(f"Unknown model {model!r}; choose one of: {', '.join(translators)}.")
+    return translators[model]
+
+
+def check_lines(text: str | None) -> list[str]:
+    """The input's lines; gr.Error for empty, too long or too many lines."""
+    if not isinstance(text, str) or not text.strip():
+        raise gr.Error("Please enter a sentence to translate.")
+    lines = text.strip("\n").split("\n")
+    if len(lines) > MAX_LINES:
+        raise gr.Error(f"Please enter at most {MAX_LINES} lines at once (got {len(lines)}).")
+    for number, line in enumerate(lines, start=1):
+        if len(line) > MAX_INPUT_CHARS:
+            raise gr.Error(
+                f"Line {number} is {len(line)} characters long; "
+                f"the limit is {MAX_INPUT_CHARS} characters per line."
+            )
+    return lines
+
+
+def make_request(text: str | None, mode: str, beam_size: float, length_penalty: float) -> Request:
+    lines = check_lines(text)
+    if mode not in MODES:
+        raise gr.Error(f"Unknown mode {mode!r}; choose greedy or beam.")
+    beam = 1 if mode == "greedy" else int(min(max(beam_size, 1), 10))
+    penalty = float(min(max(length_penalty, 0.0), 2.0))
+    return Request(lines, beam, min(beam, MAX_NBEST), penalty)
+
+
+def nbest_rows(results: list[Any]) -> list[list[Any]]:
+    return [
+        [line, rank, text, round(score, 3)]
+        for line, result in enumerate(results, start=1)
+        for rank, (text, score) in enumerate(result.nbest, start=1)
+    ]
+
+
+def attention_of(results: list[Any]) -> dict[str, Any] | None:
+    """The first translated line's attention, as plain data for a gr.State."""
+    for result in results:
+        if result.attention is not None and result.output_pieces:
+            return {
+                "source_pieces": result.source_pieces,
+                "output_pieces": result.output_pieces,
+                "weights": result.attention.tolist(),
+            }
+    return None
+
+
+def timing_line(seconds: float, request: Request) -> str:
+    how = "greedy" if request.beam_size == 1 else f"beam {request.beam_size}"
+    count = len([line for line in request.lines if line.strip()])
+    return f"Translated {count} line(s) in **{seconds * 1000:.0f} ms** ({how}, CPU)."
+
+
+def run_translation(
+    translators: dict[str, Translator],
+    text: str | None,
+    model: str | None,
+    mode: str,
+    beam_size: float,
+    length_penalty: float,
+) -> tuple[str, dict[str, Any], str, dict[str, Any] | None]:
+    """Translate every line; (translations, n-best table, timing, attention of line 1)."""
+    translator = pick_translator(translators, model)
+    request = make_request(text, mode, beam_size, length_penalty)
+    start = time.perf_counter()
+    try:
+        results = translator.translate(
+            request.lines,
+            beam_size=request.beam_size,
+            nbest=request.nbest,
+            length_penalty=request.length_penalty,
+            with_attention=True,
+        )
+    except ValueError as err:
+        raise gr.Error(f"Could not translate: {err}") from err
+    seconds = time.perf_counter() - start
+    table = {"headers": NBEST_HEADERS, "data": nbest_rows(results)}
+    output = "\n".join(result.text for result in results)
+    return output, table, timing_line(seconds, request), attention_of(results)
+
+
+def draw_attention(attention: dict[str, Any] | None) -> Figure | None:
+    """The heatmap of a stored attention matrix (None clears the plot)."""
+    if not attention:
+        return None
+    return plot_attention(AttentionExample(**attention))
+
+
+# ---------------------------------------------------------------------------------------------
+# Examples and the About tab
+
+
+def read_examples(lang: str, count: int = NUM_EXAMPLES) -> list[str]:
+    """The first validation lines in ``lang`` if Multi30k is at hand, else built-in ones."""
+    for folder in EXAMPLE_DIRS:
+        path = folder / f"val.{lang}.gz"
+        if path.is_file():
+            try:
+                with gzip.open(path, "rt", encoding="utf-8") as f:
+                    lines = [line.strip() for _, line in zip(range(count), f, strict=False)]
+            except (OSError, UnicodeDecodeError, EOFError):
+                continue
+            return [line for line in lines if line]
+    return BUILTIN_EXAMPLES.get(lang, [])
+
+
+def _number(value: Any, digits: int = 2) -> str:
+    return f"{value:,.{digits}f}" if isinstance(value, int | float) else "–"
+
+
+def facts_table(translator: Translator) -> str:
+    """describe() as a Markdown table: size, architecture, training, validation BLEU."""
+    facts = translator.describe()
+    cfg, info = facts["config"], facts["training"]
+    model, decode = cfg["model"], cfg["decode"]
+    minutes = info.get("train_seconds")
+    bleu = info.get("best_valid_bleu")
+    rows = [
+        ("Language pair", pair_label(translator)),
+        ("Parameters", f"{facts['parameters']:,}"),
+        (
+            "Architecture",
+            f"{model['cell'].upper()} {model['num_layers']}-layer "
+            f"{'bidirectional ' if model['bidirectional'] else ''}encoder, "
+            f"{model['attention']} attention, embeddings {model['embed_size']}, "
+            f"hidden {model['hidden_size']}",
+        ),
+        ("Subwords", f"{cfg['subword']['model_type']} {cfg['subword']['vocab_size']:,}"),
+        ("Training pairs", _number(info.get("train_pairs"), 0)),
+        ("Training time", f"{_number(minutes / 60, 1)} min" if minutes else "–"),
+        ("Steps (best at)", f"{info.get('step', '–')} ({info.get('best_step', '–')})"),
+        ("Best validation BLEU", _number(bleu) if isinstance(bleu, int | float) and bleu >= 0
+         else "–"),
+        ("Stopped because", info.get("stopped") or "–"),
+        ("Default decoding", f"beam {decode['beam_size']}, "
+         f"length penalty {decode['length_penalty']}"),
+    ]
+    lines = ["| | |", "|---|---|"] + [f"| {key} | {value} |" for key, value in rows]
+    return "\n".join(lines)
+
+
+IMAGE_LINK = re.compile(r"!\[([^\]]*)\]\(([^)\s]+)\)")
+
+
+def inline_images(markdown: str, base: Path) -> str:
+    """Embed relative PNG links as data URIs: the page cannot fetch files from the run folder."""
+
+    def embed(match: re.Match[str]) -> str:
+        alt, target = match.group(1), match.group(2)
+        path = (base / target).resolve()
+        if "://" in target or not path.is_file() or path.stat().st_size > 2_000_000:
+            return f"*[{alt}: {target}]*"
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        return f"![{alt}](data:image/png;base64,{data})"
+
+    return IMAGE_LINK.sub(embed, markdown)
+
+
+def read_markdown(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    try:
+        return inline_images(path.read_text(encoding="utf-8"), path.parent)
+    except (OSError, UnicodeDecodeError) as err:
+        return f"*Could not read {path}: {err}*"
+
+
+def about_run(name: str, translator: Translator) -> None:
+    """One run's section: facts, model card, test report."""
+    gr.Markdown(f"## {name}\n\n{facts_table(translator)}")
+    run_dir = translator.run_dir or Path(name)
+    for title, relative in (
+        ("Model card", "README.md"),
+        ("Test report (Multi30k test 2016 Flickr)", "eval/test_2016_flickr/report.md"),
+    ):
+        text = read_markdown(run_dir / relative)
+        if text:
+            with gr.Accordion(f"{title} — {name}", open=False):
+                gr.Markdown(text)
+
+
+def about_tab(translators: dict[str, Translator]) -> None:
+    with gr.Tab("About the models"):
+        for name, translator in translators.items():
+            about_run(name, translator)
+        study = read_markdown(REPO / "docs" / "study.md")
+        gr.Markdown("## Study\n\n" + (study or "*No study yet: `docs/study.md` will appear here.*"))
+
+
+# ---------------------------------------------------------------------------------------------
+# The page
+
+
+def example_blocks(translators: dict[str, Translator], source: gr.Textbox) -> dict[str, Any]:
+    """One examples block per source language; only the current model's is visible."""
+    first = next(iter(translators.values())).language_pair[0]
+    blocks = {}
+    for lang in dict.fromkeys(t.language_pair[0] for t in translators.values()):
+        sentences = read_examples(lang)
+        with gr.Column(visible=lang == first) as column:
+            if sentences:
+                gr.Examples(
+                    [[s] for s in sentences],
+                    inputs=[source],
+                    label=f"Examples ({language_name(lang)}): click one",
+                    api_visibility="private",
+                    examples_per_page=NUM_EXAMPLES,
+                )
+        blocks[lang] = column
+    return blocks
+
+
+def build_demo(translators: dict[str, Translator]) -> gr.Blocks:
+    """The page and its API over already loaded translators (name → Translator)."""
+    if not translators:
+        raise SetupError(_no_runs_message(Path("checkpoints")))
+    names = list(translators)
+    first = translators[names[0]]
+    default_beam = max(1, min(first.cfg.decode.beam_size, 10))
+    with gr.Blocks(title="seq2seq translator") as demo:
+        gr.Markdown("# RNN seq2seq translator\nAn attentional GRU encoder-decoder, on the CPU.")
+        with gr.Tab("Translate"):
+            pair = gr.Markdown(f"### {pair_label(first)}", elem_id="pair")
+            model = gr.Dropdown(
+                names, value=names[0], label="Model", visible=len(names) > 1, elem_id="model"
+            )
+            with gr.Row():
+                source = gr.Textbox(
+                    lines=4,
+                    label="Source (one sentence per line)",
+                    placeholder="Type or paste sentences, one per line",
+                    elem_id="source",
+                )
+                output = gr.Textbox(
+                    lines=4, label="Translation", interactive=False, elem_id="output"
+                )
+            with gr.Row():
+                mode = gr.Radio(list(MODES), value="beam", label="Decoding", elem_id="mode")
+                beam = gr.Slider(1, 10, value=default_beam, step=1, label="Beam size")
+                penalty = gr.Slider(
+                    0, 2, value=first.cfg.decode.length_penalty, step=0.1, label="Length penalty"
+                )
+            button = gr.Button("Translate", variant="primary", elem_id="translate")
+            timing = gr.Markdown(elem_id="timing")
+            examples = example_blocks(translators, source)
+            with gr.Row():
+                nbest = gr.Dataframe(
+                    headers=NBEST_HEADERS,
+                    label=f"n-best (up to {MAX_NBEST} per line; score = log-prob / length "
+                    "penalty)",
+                    interactive=False,
+                    wrap=True,
+                    elem_id="nbest",
+                )
+                plot = gr.Plot(
+                    label="Attention, first line", format="png", elem_id="attention"
+                )
+        about_tab(translators)
+        attention = gr.State(None)
+
+        def translate(
+            text: str, model_name: str, mode_name: str, beam_size: float, length_penalty: float
+        ) -> tuple[str, dict[str, Any], str, dict[str, Any] | None]:
+            return run_translation(
+                translators, text, model_name, mode_name, beam_size, length_penalty
+            )
+
+        inputs = [source, model, mode, beam, penalty]
+        event = gr.on(
+            [button.click, source.submit],
+            translate,
+            inputs=inputs,
+            outputs=[output, nbest, timing, attention],
+            api_name="translate",
+            concurrency_limit=1,  # one CPU model: requests wait in the queue, not in threads
+        )
+        event.success(draw_attention, attention, plot, api_visibility="private")
+
+        def switch_model(name: str) -> list[Any]:
+            translator = pick_translator(translators, name)
+            lang = translator.language_pair[0]
+            return [gr.update(value=f"### {pair_label(translator)}")] + [
+                gr.update(visible=key == lang) for key in examples
+            ]
+
+        model.change(
+            switch_model, model, [pair, *examples.values()], api_visibility="private"
+        )
+        mode.change(
+            lambda m: gr.update(interactive=m == "beam"), mode, beam, api_visibility="private"
+        )
+    demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
+    return demo
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    env = os.environ
+    parser = argparse.ArgumentParser(description="Gradio demo for the trained seq2seq runs.")
+    parser.add_argument("--host", default=env.get("SEQ2SEQ_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(env.get("SEQ2SEQ_PORT", "7860")))
+    parser.add_argument(
+        "--checkpoints",
+        type=Path,
+        default=Path(env.get("SEQ2SEQ_CHECKPOINTS", "checkpoints")),
+        help="folder whose subfolders are trained runs",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        translators = load_translators(args.checkpoints)
+    except SetupError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"Loaded {', '.join(translators)}; serving on http://{args.host}:{args.port}/")
+    build_demo(translators).launch(server_name=args.host, server_port=args.port, css=CSS)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
