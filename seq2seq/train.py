@@ -8,10 +8,8 @@ averaged by DistributedDataParallel, and rank 0 alone validates and writes the r
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
 import math
-import os
 import random
 import sys
 import time
@@ -28,9 +26,11 @@ from seq2seq import checkpoint
 from seq2seq.config import DecodeConfig, RunConfig, TrainConfig
 from seq2seq.corpus import load_splits
 from seq2seq.data import Batch, ParallelDataset, TokenBatchSampler
+from seq2seq.distributed import Distributed, broadcast_float, init_distributed
 from seq2seq.metrics import score_corpus
 from seq2seq.model import Seq2Seq
 from seq2seq.plots import plot_learning_curves
+from seq2seq.progress import ProgressReporter
 from seq2seq.search import decode_corpus
 from seq2seq.tokenizer import PAD_ID, Tokenizer
 
@@ -47,21 +47,6 @@ class Progress:
     bad_validations: int = 0
     train_seconds: float = 0.0
     stopped: str = ""  # why training ended, once it has
-
-
-@dataclass
-class Distributed:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
 
 
 @dataclass
@@ -82,18 +67,6 @@ class TrainingSession:
     device: torch.device
     dist: Distributed
     progress: Progress = field(default_factory=Progress)
-
-
-def init_distributed(device_kind: str) -> Distributed:
-    """Join the process group when launched by torchrun (gloo on CPU, nccl on GPU)."""
-    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
-        return Distributed()
-    if not dist.is_initialized():
-        dist.init_process_group(
-            backend="nccl" if device_kind == "cuda" else "gloo",
-            timeout=datetime.timedelta(minutes=10),  # a rank that died must not hang the others
-        )
-    return Distributed(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
 
 
 def pick_device(cfg: TrainConfig, ranks: Distributed) -> torch.device:
@@ -348,14 +321,6 @@ def set_warmup_lr(session: TrainingSession) -> None:
             group["lr"] = session.cfg.train.lr * session.progress.step / warmup
 
 
-def broadcast_float(value: float, ranks: Distributed, device: torch.device) -> float:
-    if not ranks.enabled:
-        return value
-    tensor = torch.tensor([value], dtype=torch.float64, device=device)
-    dist.broadcast(tensor, src=0)
-    return float(tensor.item())
-
-
 def after_validation(session: TrainingSession, metrics: dict[str, float]) -> None:
     """Keep the best weights, adapt the learning rate, count towards early stopping."""
     progress, tc = session.progress, session.cfg.train
@@ -370,55 +335,6 @@ def after_validation(session: TrainingSession, metrics: dict[str, float]) -> Non
         session.scheduler.step(bleu)
     if tc.patience and progress.bad_validations >= tc.patience:
         progress.stopped = f"early stop: no BLEU gain in {tc.patience} validations"
-
-
-class ProgressReporter:
-    """A tqdm bar on a terminal; plain log lines every `log_every` steps otherwise."""
-
-    def __init__(self, session: TrainingSession) -> None:
-        mode = session.cfg.train.progress
-        use_bar = mode == "bar" or (mode == "auto" and sys.stderr.isatty())
-        self.bar = None
-        self.enabled = session.dist.is_main
-        if self.enabled and use_bar:
-            from tqdm import tqdm
-
-            total = session.cfg.train.max_steps or None
-            self.bar = tqdm(
-                total=total, initial=session.progress.step, unit="step", dynamic_ncols=True
-            )
-
-    def update(self, record: dict[str, Any], log_line: bool) -> None:
-        if not self.enabled:
-            return
-        if self.bar is not None:
-            self.bar.update(1)
-            self.bar.set_postfix(
-                loss=f"{record['loss']:.3f}",
-                tok_s=f"{record['tokens_per_s']:.0f}",
-                ep=record["epoch"],
-                refresh=False,
-            )
-        elif log_line:
-            print(
-                f"step {record['step']} epoch {record['epoch']} loss {record['loss']:.3f} "
-                f"lr {record['lr']:.2e} |g| {record['grad_norm']:.2f} "
-                f"{record['tokens_per_s']:.0f} tok/s",
-                file=sys.stderr,
-                flush=True,
-            )
-
-    def message(self, text: str) -> None:
-        if not self.enabled:
-            return
-        if self.bar is not None:
-            self.bar.write(text, file=sys.stderr)
-        else:
-            print(text, file=sys.stderr, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
 
 
 def should_stop(session: TrainingSession, started: float) -> bool:
@@ -458,7 +374,9 @@ def train_loop(session: TrainingSession) -> Progress:
     scaler = torch.amp.GradScaler(
         session.device.type, enabled=tc.amp and session.device.type == "cuda"
     )
-    reporter = ProgressReporter(session)
+    reporter = ProgressReporter(
+        tc.progress, session.dist.is_main, tc.max_steps or None, progress.step
+    )
     session.model.train()
     started = time.perf_counter()
     window_tokens, window_start = 0, time.perf_counter()
