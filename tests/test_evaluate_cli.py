@@ -9,6 +9,23 @@ import sys
 from seq2seq.corpus import read_lines
 
 
+def evaluate(run, src, ref, report_dir, *extra: str) -> subprocess.CompletedProcess[str]:
+    return run_cli(
+        "evaluate",
+        "--checkpoint",
+        str(run),
+        "--src",
+        str(src),
+        "--ref",
+        str(ref),
+        "--report-dir",
+        str(report_dir),
+        "--bootstrap",
+        "100",
+        *extra,
+    )
+
+
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "seq2seq", *args], capture_output=True, text=True, timeout=600
@@ -20,21 +37,7 @@ def test_evaluate_writes_a_full_report_and_compares(trained_run, multi30k_dir, t
     src.write_text("\n".join(read_lines(multi30k_dir / "test_2016_flickr.de.gz")[:60]) + "\n")
     ref.write_text("\n".join(read_lines(multi30k_dir / "test_2016_flickr.en.gz")[:60]) + "\n")
     first = tmp_path / "first"
-    out = run_cli(
-        "evaluate",
-        "--checkpoint",
-        str(trained_run),
-        "--src",
-        str(src),
-        "--ref",
-        str(ref),
-        "--beam",
-        "3",
-        "--report-dir",
-        str(first),
-        "--bootstrap",
-        "100",
-    )
+    out = evaluate(trained_run, src, ref, first, "--beam", "3")
     assert out.returncode == 0, out.stderr
     assert "nrefs:1|" in out.stdout and "|case:mixed|" in out.stdout  # the signature
     report = json.loads((first / "report.json").read_text())
@@ -50,23 +53,8 @@ def test_evaluate_writes_a_full_report_and_compares(trained_run, multi30k_dir, t
     assert len((first / "hypotheses.txt").read_text().splitlines()) == 60
 
     second = tmp_path / "second"
-    out = run_cli(
-        "evaluate",
-        "--checkpoint",
-        str(trained_run),
-        "--src",
-        str(src),
-        "--ref",
-        str(ref),
-        "--beam",
-        "1",
-        "--report-dir",
-        str(second),
-        "--bootstrap",
-        "100",
-        "--compare",
-        str(first / "hypotheses.txt"),
-    )
+    compare = ("--compare", str(first / "hypotheses.txt"))
+    out = evaluate(trained_run, src, ref, second, "--beam", "1", *compare)
     assert out.returncode == 0, out.stderr
     assert json.loads((second / "report.json").read_text())["significance"]
 

@@ -52,6 +52,11 @@ def test_missing_run_names_the_path_and_the_command(tmp_path):
         Translator.from_run(tmp_path / "nothing-here")
 
 
+def run_translate(run, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "seq2seq", "translate", "--checkpoint", str(run), *args]
+    return subprocess.run(command, input=stdin, capture_output=True, text=True, timeout=300)
+
+
 def test_cli_keeps_line_count_and_order(trained_run, tmp_path):
     too_long = "🚲 " * 300  # within the character limit, over the token limit
     lines = [
@@ -64,25 +69,7 @@ def test_cli_keeps_line_count_and_order(trained_run, tmp_path):
     ]
     source = tmp_path / "in.de"
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "seq2seq",
-            "translate",
-            "--checkpoint",
-            str(trained_run),
-            "--input",
-            str(source),
-            "--beam",
-            "3",
-            "--batch-size",
-            "2",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    out = run_translate(trained_run, "--input", str(source), "--beam", "3", "--batch-size", "2")
     assert out.returncode == 0, out.stderr
     translated = out.stdout.split("\n")[:-1]
     assert len(translated) == len(lines)
@@ -92,24 +79,7 @@ def test_cli_keeps_line_count_and_order(trained_run, tmp_path):
 
 
 def test_cli_nbest_lines_are_index_score_text(trained_run):
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "seq2seq",
-            "translate",
-            "--checkpoint",
-            str(trained_run),
-            "--beam",
-            "3",
-            "--nbest",
-            "2",
-        ],
-        input="Ein Mann.\nEine Frau.\n",
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    out = run_translate(trained_run, "--beam", "3", "--nbest", "2", stdin="Ein Mann.\nEine Frau.\n")
     assert out.returncode == 0, out.stderr
     rows = [line.split("\t") for line in out.stdout.splitlines()]
     assert [r[0] for r in rows] == ["0", "0", "1", "1"]
