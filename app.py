@@ -94,15 +94,21 @@ def find_runs(folder: Path) -> list[Path]:
 
 
 def _no_runs_message(folder: Path) -> str:
-    unfinished = sorted(p.name for p in folder.glob("*/config.json")) if folder.is_dir() else []
-    lines = [f"No trained model found in {folder}/ (a run folder holds config.json and "
-             "model.safetensors)."]
+    unfinished = (
+        sorted(p.parent.name for p in folder.glob("*/config.json")) if folder.is_dir() else []
+    )
+    lines = [
+        f"No trained model found in {folder}/ (a run folder holds config.json and "
+        "model.safetensors)."
+    ]
     if unfinished:
         lines.append(
             f"These runs have no model.safetensors yet (still training?): {', '.join(unfinished)}"
         )
-    lines.append(f"Train one with `{TRAIN_COMMAND}`, or point --checkpoints at a run folder's "
-                 "parent (env SEQ2SEQ_CHECKPOINTS).")
+    lines.append(
+        f"Train one with `{TRAIN_COMMAND}`, or point --checkpoints at a run folder's "
+        "parent (env SEQ2SEQ_CHECKPOINTS)."
+    )
     return "\n".join(lines)
 
 
@@ -161,7 +167,7 @@ def check_lines(text: str | None) -> list[str]:
     """The input's lines; gr.Error for empty, too long or too many lines."""
     if not isinstance(text, str) or not text.strip():
         raise gr.Error("Please enter a sentence to translate.")
-    lines = text.strip("\n").split("\n")
+    lines = text.replace("\r\n", "\n").split("\n")  # not splitlines: it splits on \x1c too
     if len(lines) > MAX_LINES:
         raise gr.Error(f"Please enter at most {MAX_LINES} lines at once (got {len(lines)}).")
     for number, line in enumerate(lines, start=1):
@@ -184,7 +190,7 @@ def make_request(text: str | None, mode: str, beam_size: float, length_penalty: 
 
 def nbest_rows(results: list[Any]) -> list[list[Any]]:
     return [
-        [line, rank, text, round(score, 3)]
+        [line, rank, text, round(score, 2)]
         for line, result in enumerate(results, start=1)
         for rank, (text, score) in enumerate(result.nbest, start=1)
     ]
@@ -286,13 +292,17 @@ def facts_table(translator: Translator) -> str:
         ("Training pairs", _number(info.get("train_pairs"), 0)),
         ("Training time", f"{_number(minutes / 60, 1)} min" if minutes else "–"),
         ("Steps (best at)", f"{info.get('step', '–')} ({info.get('best_step', '–')})"),
-        ("Best validation BLEU", _number(bleu) if isinstance(bleu, int | float) and bleu >= 0
-         else "–"),
+        (
+            "Best validation BLEU",
+            _number(bleu) if isinstance(bleu, int | float) and bleu >= 0 else "–",
+        ),
         ("Stopped because", info.get("stopped") or "–"),
-        ("Default decoding", f"beam {decode['beam_size']}, "
-         f"length penalty {decode['length_penalty']}"),
+        (
+            "Default decoding",
+            f"beam {decode['beam_size']}, length penalty {decode['length_penalty']}",
+        ),
     ]
-    lines = ["| | |", "|---|---|"] + [f"| {key} | {value} |" for key, value in rows]
+    lines = ["| Fact | Value |", "|---|---|"] + [f"| {key} | {value} |" for key, value in rows]
     return "\n".join(lines)
 
 
@@ -323,9 +333,12 @@ def read_markdown(path: Path) -> str | None:
 
 
 def about_run(name: str, translator: Translator) -> None:
-    """One run's section: facts, model card, test report."""
+    """One run's section: facts, learning curve, model card, test report."""
     gr.Markdown(f"## {name}\n\n{facts_table(translator)}")
     run_dir = translator.run_dir or Path(name)
+    if (run_dir / "learning_curve.png").is_file():
+        with gr.Accordion(f"Learning curve — {name}", open=False):
+            gr.Markdown(inline_images("![learning curve](learning_curve.png)", run_dir))
     for title, relative in (
         ("Model card", "README.md"),
         ("Test report (Multi30k test 2016 Flickr)", "eval/test_2016_flickr/report.md"),
@@ -403,15 +416,14 @@ def build_demo(translators: dict[str, Translator]) -> gr.Blocks:
             with gr.Row():
                 nbest = gr.Dataframe(
                     headers=NBEST_HEADERS,
-                    label=f"n-best (up to {MAX_NBEST} per line; score = log-prob / length "
-                    "penalty)",
+                    label=f"n-best (up to {MAX_NBEST} per line; score: length-normalised "
+                    "log-probability)",
                     interactive=False,
                     wrap=True,
+                    column_widths=["13%", "13%", "56%", "18%"],
                     elem_id="nbest",
                 )
-                plot = gr.Plot(
-                    label="Attention, first line", format="png", elem_id="attention"
-                )
+                plot = gr.Plot(label="Attention, first line", format="png", elem_id="attention")
         about_tab(translators)
         attention = gr.State(None)
 
@@ -440,9 +452,7 @@ def build_demo(translators: dict[str, Translator]) -> gr.Blocks:
                 gr.update(visible=key == lang) for key in examples
             ]
 
-        model.change(
-            switch_model, model, [pair, *examples.values()], api_visibility="private"
-        )
+        model.change(switch_model, model, [pair, *examples.values()], api_visibility="private")
         mode.change(
             lambda m: gr.update(interactive=m == "beam"), mode, beam, api_visibility="private"
         )

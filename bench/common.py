@@ -12,6 +12,7 @@ import dataclasses
 import datetime
 import os
 import platform
+import re
 import shlex
 import statistics
 import sys
@@ -25,10 +26,11 @@ from seq2seq import checkpoint
 from seq2seq.config import RunConfig
 from seq2seq.corpus import load_splits, read_parallel_files
 from seq2seq.data import ParallelDataset, TokenBatchSampler
+from seq2seq.distributed import Distributed
 from seq2seq.download import multi30k_file_name
 from seq2seq.model import Seq2Seq
 from seq2seq.tokenizer import Tokenizer
-from seq2seq.train import Distributed, TrainingSession, seed_everything
+from seq2seq.train import TrainingSession, seed_everything
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "RESULTS.md"
@@ -121,9 +123,12 @@ def percentile(values: Sequence[float], q: float) -> float:
 # Output
 
 
+NUMBER = re.compile(r"^[-+]?[\d.,]+ ?[×%]?$|^–$")
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A Markdown table; numbers right-aligned."""
-    numeric = [all(isinstance(r[i], int | float) for r in rows) for i in range(len(headers))]
+    """A Markdown table; columns of numbers right-aligned."""
+    numeric = [all(NUMBER.match(fmt(r[i])) for r in rows) for i in range(len(headers))]
     lines = [
         "| " + " | ".join(headers) + " |",
         "|" + "|".join("---:" if n else "---" for n in numeric) + "|",
@@ -140,6 +145,14 @@ def fmt(value: object) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
+
+
+def ratio(x: float) -> str:
+    return f"{x:.2f}×"
+
+
+def percent(x: float) -> str:
+    return f"{100 * x:.1f} %"
 
 
 def publish(args: argparse.Namespace, title: str, body: str) -> None:

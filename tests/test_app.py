@@ -1,0 +1,216 @@
+"""The Gradio demo (app.py) on a real trained run, driven through gradio_client."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+from gradio_client import Client  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import app  # noqa: E402
+
+pytestmark = pytest.mark.slow
+MODEL = "tiny-de-en"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def translators(trained_run: Path) -> dict[str, Any]:
+    return app.load_translators(trained_run.parent)
+
+
+@pytest.fixture(scope="module")
+def server_url(translators: dict[str, Any]) -> Iterator[str]:
+    demo = app.build_demo(translators)
+    port = free_port()
+    try:
+        demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(server_url: str) -> Client:
+    return Client(server_url, verbose=False)
+
+
+def translate(client: Client, text: str, mode: str = "beam", beam: int = 3) -> tuple[Any, ...]:
+    job = client.submit(text, MODEL, mode, beam, 1.0, api_name="/translate")
+    return tuple(job.result(timeout=120))
+
+
+# ---------------------------------------------------------------------------------------------
+# Through the API
+
+
+def test_two_lines_give_two_translations(client: Client) -> None:
+    output, nbest, timing = translate(client, "Ein Mann fährt Fahrrad.\nZwei Hunde spielen.")
+    lines = output.split("\n")
+    assert len(lines) == 2 and all(line.strip() for line in lines)
+    assert nbest["headers"] == app.NBEST_HEADERS
+    assert {row[0] for row in nbest["data"]} == {1, 2}
+    assert [row[2] for row in nbest["data"] if row[1] == 1] == lines
+    assert "ms" in timing
+
+
+def test_greedy_gives_one_candidate_per_line(client: Client) -> None:
+    output, nbest, timing = translate(client, "Ein Hund läuft.", mode="greedy", beam=7)
+    assert output.strip()
+    assert len(nbest["data"]) == 1
+    assert "greedy" in timing
+
+
+@pytest.mark.parametrize("text", ["", "   ", " \n\t\n "])
+def test_empty_input_is_a_friendly_error(client: Client, text: str) -> None:
+    with pytest.raises(AppError, match="Please enter a sentence to translate"):
+        translate(client, text)
+
+
+def test_over_length_input_names_the_limit(client: Client) -> None:
+    with pytest.raises(AppError, match=str(app.MAX_INPUT_CHARS)):
+        translate(client, "Hund " * (app.MAX_INPUT_CHARS // 5 + 1))
+
+
+def test_too_many_lines_names_the_limit(client: Client) -> None:
+    with pytest.raises(AppError, match=str(app.MAX_LINES)):
+        translate(client, "\n".join(["Ein Hund."] * (app.MAX_LINES + 1)))
+
+
+def test_translator_value_error_is_shown(client: Client) -> None:
+    # Short in characters, but byte fallback makes each emoji several subwords: over 400.
+    with pytest.raises(AppError, match="subword tokens; the limit is"):
+        translate(client, "😀" * 450)
+
+
+def test_unknown_model_is_a_friendly_error(client: Client) -> None:
+    job = client.submit("Ein Hund.", "no-such-run", "beam", 3, 1.0, api_name="/translate")
+    with pytest.raises(AppError, match="no-such-run"):  # Gradio checks the choices itself
+        job.result(timeout=120)
+
+
+def test_unseen_scripts_emoji_and_control_characters_translate(client: Client) -> None:
+    text = "Ein Hund 🐕 läuft\x07 über die Straße\x1b[31m. 日本語 Ωμέγα\u200b\ufeff"
+    output, nbest, _ = translate(client, text)
+    assert output.strip()
+    assert nbest["data"]
+
+
+def test_only_translate_is_public(client: Client) -> None:
+    api = client.view_api(print_info=False, return_format="dict")
+    assert set(api["named_endpoints"]) == {"/translate"}
+    params = [p["parameter_name"] for p in api["named_endpoints"]["/translate"]["parameters"]]
+    assert params == ["text", "model_name", "mode_name", "beam_size", "length_penalty"]
+
+
+def test_fifty_concurrent_requests_all_succeed(client: Client) -> None:
+    sentences = ["Ein Mann fährt Fahrrad.", "Zwei Hunde spielen im Schnee.", "Eine Frau singt."]
+    jobs = [
+        client.submit(sentences[i % 3], MODEL, "beam", 2, 1.0, api_name="/translate")
+        for i in range(50)
+    ]
+    outputs = [job.result(timeout=300)[0] for job in jobs]
+    assert len(outputs) == 50 and all(out.strip() for out in outputs)
+    assert outputs[0] == outputs[3]  # same sentence, same settings, same answer
+
+
+# ---------------------------------------------------------------------------------------------
+# In process
+
+
+def test_blank_lines_keep_their_place(translators: dict[str, Any]) -> None:
+    output, table, _, attention = app.run_translation(
+        translators, "\nEin Hund.\n\nEine Katze.", MODEL, "beam", 2, 1.0
+    )
+    lines = output.split("\n")
+    assert len(lines) == 4 and lines[0] == "" and lines[2] == ""
+    assert lines[1] and lines[3]
+    assert {row[0] for row in table["data"]} == {2, 4}
+    assert attention is not None
+    weights = attention["weights"]
+    assert len(weights) == len(attention["output_pieces"])
+    assert len(weights[0]) == len(attention["source_pieces"])
+
+
+def test_heatmap_is_a_figure(translators: dict[str, Any]) -> None:
+    *_, attention = app.run_translation(translators, "Ein Hund läuft.", MODEL, "greedy", 1, 1.0)
+    assert isinstance(app.draw_attention(attention), Figure)
+    assert app.draw_attention(None) is None
+
+
+def test_page_with_two_models_builds(translators: dict[str, Any]) -> None:
+    translator = translators[MODEL]
+    demo = app.build_demo({"a-de-en": translator, "b-de-en": translator})
+    dropdowns = [b for b in demo.blocks.values() if isinstance(b, gr.Dropdown)]
+    assert dropdowns and dropdowns[0].visible and dropdowns[0].choices
+    assert "German → English" in app.pair_label(translator)
+    assert "Parameters" in app.facts_table(translator)
+
+
+def test_examples_come_from_validation_or_builtin() -> None:
+    german = app.read_examples("de")
+    assert 1 <= len(german) <= app.NUM_EXAMPLES and all(german)
+    assert app.read_examples("xx") == []
+
+
+def test_markdown_images_are_inlined(tmp_path: Path) -> None:
+    (tmp_path / "plot.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")
+    (tmp_path / "report.md").write_text("# R\n![att](plot.png) ![gone](missing.png)\n")
+    text = app.read_markdown(tmp_path / "report.md")
+    assert text is not None and "data:image/png;base64," in text
+    assert "*[gone: missing.png]*" in text
+    assert app.read_markdown(tmp_path / "absent.md") is None
+
+
+# ---------------------------------------------------------------------------------------------
+# Start-up errors
+
+
+def test_broken_run_names_its_folder(tmp_path: Path) -> None:
+    run = tmp_path / "broken-run"
+    run.mkdir()
+    (run / "config.json").write_text("{not json")
+    (run / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(app.SetupError, match="broken-run") as err:
+        app.load_translators(tmp_path)
+    assert app.TRAIN_COMMAND in str(err.value)
+
+
+def test_cli_without_runs_exits_with_a_clear_message(tmp_path: Path) -> None:
+    (tmp_path / "half-trained").mkdir()
+    (tmp_path / "half-trained" / "config.json").write_text("{}")
+    env = {**os.environ, "SEQ2SEQ_PORT": str(free_port())}
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "app.py"), "--checkpoints", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        cwd=REPO,
+    )
+    assert proc.returncode != 0
+    assert str(tmp_path) in proc.stderr
+    assert "seq2seq train --config configs/multi30k-de-en.yaml" in proc.stderr
+    assert "half-trained" in proc.stderr
+    assert "Traceback" not in proc.stderr
