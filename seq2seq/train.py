@@ -379,9 +379,10 @@ def train_loop(session: TrainingSession) -> Progress:
     )
     session.model.train()
     started = time.perf_counter()
-    window_tokens, window_start = 0, time.perf_counter()
+    window_tokens, window_seconds = 0, 0.0  # training steps only: validation is not counted
     while progress.epoch < tc.max_epochs and not should_stop(session, started):
         for indices in session.sampler.iter_epoch(progress.epoch, progress.batch_in_epoch):
+            step_start = time.perf_counter()
             batch = session.train_data.collate(indices).to(session.device)
             progress.step += 1
             set_warmup_lr(session)
@@ -389,6 +390,7 @@ def train_loop(session: TrainingSession) -> Progress:
             progress.batch_in_epoch += 1
             window_tokens += tokens
             now = time.perf_counter()
+            window_seconds += now - step_start
             progress.train_seconds += now - started
             started = now
             log_line = progress.step % tc.log_every == 0
@@ -400,14 +402,12 @@ def train_loop(session: TrainingSession) -> Progress:
                 "lr": session.optimizer.param_groups[0]["lr"],
                 "grad_norm": grad_norm,
                 "tokens": tokens,
-                "tokens_per_s": window_tokens
-                * session.dist.world_size
-                / max(now - window_start, 1e-9),
+                "tokens_per_s": window_tokens * session.dist.world_size / max(window_seconds, 1e-9),
             }
             reporter.update(record, log_line)
             if log_line and session.dist.is_main:
                 checkpoint.append_log(session.run_dir, record)
-                window_tokens, window_start = 0, now
+                window_tokens, window_seconds = 0, 0.0
             if tc.valid_every and progress.step % tc.valid_every == 0:
                 run_validation(session, reporter)
             if progress.step % tc.checkpoint_every == 0:
