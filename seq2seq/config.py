@@ -206,6 +206,10 @@ class DecodeConfig:
     length_penalty: float = 1.0  # GNMT alpha; 0 = raw log-probability
     max_length_ratio: float = 2.0  # output may be this many times the source length ...
     max_length_offset: int = 10  # ... plus this many tokens
+    # Beam: stop a sentence at beam_size finished hypotheses (fairseq, GNMT), or, if exhaustive,
+    # only once no active hypothesis could still beat them (exact, but with a length penalty it
+    # usually runs to the length limit).
+    exhaustive: bool = False
 
     def __post_init__(self) -> None:
         _check_positive(self, "beam_size", "nbest", "max_length_ratio")

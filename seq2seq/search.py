@@ -12,11 +12,12 @@ The policy, shared by both searches and by ``bench/reference_beam.py``:
   n = generated tokens counting EOS; ``alpha = 0`` ranks by the raw log-probability.
 - Beam (fairseq's step): rank the 2K best one-token extensions of a sentence's beams; EOS ones
   among the first K are finished, the first K others stay active, so K stay active after every
-  step. A sentence is done when it has K finished hypotheses and no active one can beat the
-  worst of them: an active log-prob L <= 0 can only fall and its length is at most the limit, so
-  ``L / lp(limit)`` bounds every score it can still reach (with alpha = 0 the bound is L itself).
-  Done sentences leave the batch. With alpha = 0, beam size 1 therefore equals greedy; with
-  alpha > 0 it may search on after greedy's EOS and only ever find a higher score.
+  step. A sentence is done when it has K finished hypotheses (``cfg.exhaustive=False``, the usual
+  early stop), or (exhaustive) when in addition no active one can beat the worst of them: an
+  active log-prob L <= 0 can only fall and its length is at most the limit, so ``L / lp(limit)``
+  bounds every score it can still reach (with alpha = 0 the bound is L itself). Done sentences
+  leave the batch. Exhaustively with alpha = 0, beam size 1 equals greedy; with alpha > 0 it may
+  search on after greedy's EOS and only ever find a higher score.
 """
 
 from __future__ import annotations
@@ -161,7 +162,9 @@ def beam_search(
         if the vocabulary allows fewer distinct outputs than that).
     """
     k = cfg.beam_size
-    return _search(model, src_ids, src_lengths, cfg, beam_size=k, width=2 * k, exhaustive=True)
+    return _search(
+        model, src_ids, src_lengths, cfg, beam_size=k, width=2 * k, exhaustive=cfg.exhaustive
+    )
 
 
 @dataclass

@@ -123,8 +123,11 @@ Search = Callable[..., list[list[Hypothesis]]]
 
 
 def decode_config(**changes: Any) -> DecodeConfig:
-    """Output limit ceil(1 * S) + 3 tokens by default: 4 for a one-token source; alpha 0."""
-    base = DecodeConfig(max_length_ratio=1.0, max_length_offset=3, length_penalty=0.0)
+    """Output limit ceil(1 * S) + 3 tokens by default: 4 for a one-token source; alpha 0;
+    exhaustive stopping (the hand-worked cases below follow it; early stopping has its own)."""
+    base = DecodeConfig(
+        max_length_ratio=1.0, max_length_offset=3, length_penalty=0.0, exhaustive=True
+    )
     return dataclasses.replace(base, **changes)
 
 
@@ -251,6 +254,19 @@ def test_beam_searches_on_while_an_active_hypothesis_can_still_win() -> None:
     assert model.batch_sizes == [1, 2, 2, 2]
     [[greedy]] = greedy_search(model, *batch([A]), cfg)
     assert greedy.token_ids == [A]
+
+
+def test_early_stopping_ends_a_sentence_at_k_finished() -> None:
+    # The case above without exhaustive search: after step 3 two hypotheses have finished
+    # ([a] at -1.032 and [a a] at -1.286), so the sentence stops and [b b b] is never finished.
+    model = ScriptedModel({A: LATE_WINNER})
+    cfg = decode_config(beam_size=2, nbest=2, length_penalty=1.0, exhaustive=False)
+    [hyps] = beam_search(model, *batch([A]), cfg)
+    assert summary(hyps) == [
+        ([A], pytest.approx(ln(0.3) / (7 / 6))),
+        ([A, A], pytest.approx(ln(0.18) / (8 / 6))),
+    ]
+    assert model.batch_sizes == [1, 2, 2]
 
 
 @pytest.mark.parametrize("decode", [greedy_search, beam_search])
@@ -519,13 +535,16 @@ def test_reference_agrees_on_the_scripted_cases(table: Table, beam_size: int, al
     assert_same(reference(model, torch.tensor([[A]]), 1, cfg), batched)
 
 
+@pytest.mark.parametrize("exhaustive", [True, False])
 @pytest.mark.parametrize(("beam_size", "alpha"), [(3, 0.0), (3, 1.0), (5, 0.6)])
 def test_batched_beam_equals_the_one_sentence_reference(
-    tiny_model: TinyGRUModel, beam_size: int, alpha: float
+    tiny_model: TinyGRUModel, beam_size: int, alpha: float, exhaustive: bool
 ) -> None:
     reference = load_reference().reference_beam_search
     sources = random_sources(6, seed=3)
-    cfg = random_config(beam_size=beam_size, nbest=beam_size, length_penalty=alpha)
+    cfg = random_config(
+        beam_size=beam_size, nbest=beam_size, length_penalty=alpha, exhaustive=exhaustive
+    )
     batched = beam_search(tiny_model, *batch(*sources), cfg)
     for ids, got in zip(sources, batched, strict=True):
         assert_same(got, reference(tiny_model, torch.tensor([ids]), len(ids), cfg))
