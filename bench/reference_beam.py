@@ -5,8 +5,9 @@ It follows the batched search's policy step by step: the same model interface, P
 same step (rank the 2K best extensions; EOS among the first K finish, the first K others
 stay active) and the same stopping rule (K finished; if exhaustive, also no active one can
 beat the worst: its log-prob over lp(limit) is at most that). So both return exactly the
-same hypotheses, which `tests/test_search.py` checks and a benchmark can time. Written to be obviously right, not fast:
-candidates are ranked by a Python sort and hypotheses are plain lists.
+same hypotheses, which `tests/test_search.py` checks and a benchmark can time. Written to be
+obviously right, not fast: candidates are ranked by a Python sort and hypotheses are plain
+lists.
 """
 
 from __future__ import annotations
