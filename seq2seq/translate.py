@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 import warnings
@@ -144,12 +145,11 @@ class Translator:
         self, beam_size: int | None, nbest: int, length_penalty: float | None
     ) -> DecodeConfig:
         base = self.cfg.decode
-        return DecodeConfig(
+        return dataclasses.replace(
+            base,
             beam_size=base.beam_size if beam_size is None else beam_size,
             nbest=nbest,
             length_penalty=base.length_penalty if length_penalty is None else length_penalty,
-            max_length_ratio=base.max_length_ratio,
-            max_length_offset=base.max_length_offset,
         )
 
     def translate(
