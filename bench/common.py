@@ -19,6 +19,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -220,7 +221,7 @@ def load_training_data(run: Path, mirror: str, max_pairs: int = 0) -> TrainingDa
 
 
 def training_session(
-    td: TrainingData, device: torch.device, **model_changes: object
+    td: TrainingData, device: torch.device, **model_changes: Any
 ) -> TrainingSession:
     """A fresh model and optimiser as `seq2seq.train.setup` makes them, for `train.train_step`.
 

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
+from sacrebleu import BLEU, CHRF, TER
 
 from seq2seq.metrics import (
     TOKENIZED_LC_BLEU_NAME,
     bleu_by_length,
+    bootstrap,
+    bootstrap_interval,
     length_ratio,
     paired_significance,
     score_corpus,
+    score_from_statistics,
     sentence_chrf,
+    sentence_statistics,
     tokenized_lowercase_bleu,
 )
 
@@ -62,6 +68,48 @@ def test_interval_contains_score_and_is_signed() -> None:
         assert score.ci_low <= score.score <= score.ci_high
         assert score.ci_low < score.ci_high
         assert "bs:50" in score.signature
+
+
+@pytest.mark.parametrize("output", ["", "A", "A man is standing."])
+def test_degenerate_output_still_gets_an_interval(output: str) -> None:
+    # A model that says the same thing to every sentence. With "A", some resamples hold only
+    # references without a capital A: no character matches, a chrF of float 0.0 among numpy
+    # float32 scores, and sacreBLEU 2.6's own bootstrap (seed 12345) crashes averaging them.
+    scores = score_corpus([output] * len(REFS), REFS, n_bootstrap=1000)
+    for score in scores.values():
+        assert score.ci_low is not None and score.ci_high is not None
+        assert score.ci_low <= score.score <= score.ci_high
+        assert "bs:1000" in score.signature
+
+
+def test_corpus_score_from_sentence_statistics_matches_sacrebleu() -> None:
+    hyps = ["a dog runs on the grass .", "two men talk", "a red car"]
+    refs = ["a dog is running on the grass .", "two men are talking", "the red car"]
+    for make in (BLEU, CHRF, lambda: TER(case_sensitive=True)):
+        stats = sentence_statistics(make(), hyps, refs)
+        expected = make().corpus_score(hyps, [refs]).score
+        assert score_from_statistics(make(), stats.sum(0)) == pytest.approx(expected)
+        subset = make().corpus_score(hyps[:2], [refs[:2]]).score
+        assert score_from_statistics(make(), stats[:2].sum(0)) == pytest.approx(subset)
+    assert sentence_statistics(BLEU(), hyps, refs).shape == (3, 10)
+
+
+def test_bootstrap_interval_is_seeded_and_around_the_score() -> None:
+    refs = REFS * 5
+    hyps = _degraded(refs, seed=5, drop=0.3)
+    first = bootstrap_interval(CHRF(), hyps, refs, n=100, seed=3)
+    assert first == bootstrap_interval(CHRF(), hyps, refs, n=100, seed=3)
+    assert first.value == pytest.approx(CHRF().corpus_score(hyps, [refs]).score)
+    assert first.low < first.value < first.high
+
+
+def test_bootstrap_gives_an_interval_around_the_estimate() -> None:
+    values = np.arange(100, dtype=float)
+    interval = bootstrap(lambda g: float(values[g[0]].mean()), [np.arange(100)], n=200)
+    assert interval is not None
+    assert interval.value == pytest.approx(49.5)
+    assert interval.low < 49.5 < interval.high and interval.high - interval.low < 20
+    assert bootstrap(lambda g: 0.0, [np.arange(3), np.arange(0)], n=5) is None
 
 
 def test_no_bootstrap_no_interval() -> None:

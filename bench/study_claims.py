@@ -1,0 +1,313 @@
+"""The study's claims, each decided confirmed / refuted / unclear by an explicit rule from the
+measured cells; BLEU differences with paired bootstrap intervals (Koehn 2004)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sacrebleu import BLEU
+from study_eval import CellResult
+from study_grid import LENGTH_EDGES, Settings
+
+from seq2seq.metrics import Interval, bootstrap, score_from_statistics
+
+VERDICTS = ("confirmed", "refuted", "unclear")
+_BLEU = BLEU()  # only scores summed statistics: it holds no references
+
+
+def corpus_bleu(summed: np.ndarray) -> float:
+    """BLEU from BLEU statistics summed over sentences (`seq2seq.metrics.sentence_statistics`)."""
+    return score_from_statistics(_BLEU, summed)
+
+
+def gain(system: np.ndarray, baseline: np.ndarray, rows: np.ndarray) -> float:
+    """BLEU(system) - BLEU(baseline) on the sentences `rows`."""
+    return corpus_bleu(system[rows].sum(0)) - corpus_bleu(baseline[rows].sum(0))
+
+
+@dataclass
+class Claim:
+    title: str
+    verdict: str
+    evidence: list[str]
+    rule: str
+
+
+def _missing(results: dict[str, CellResult], *names: str) -> list[str]:
+    return [name for name in names if name not in results]
+
+
+def _unmeasured(title: str, rule: str, missing: list[str]) -> Claim:
+    return Claim(title, "unclear", [f"not measured: the study lacks {', '.join(missing)}"], rule)
+
+
+def _verdict(confirmed: bool, refuted: bool) -> str:
+    return "confirmed" if confirmed else "refuted" if refuted else "unclear"
+
+
+def fmt_number(value: float | None, digits: int = 2) -> str:
+    """A measured value for a claim or a table: n/a when missing, significant digits when tiny."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return f"{value:.{digits}g}" if abs(value) < 0.01 and value != 0 else f"{value:.{digits}f}"
+
+
+@dataclass
+class Evidence:
+    """What the claims need beyond the cells: test sentence groups and bootstrap settings."""
+
+    results: dict[str, CellResult]
+    short: np.ndarray  # indices of test sentences in the shortest length bucket
+    long: np.ndarray  # ... in the longest
+    everything: np.ndarray
+    n: int
+    distance: int  # where recurrence gradients are compared
+
+    def gain(self, system: str, baseline: str, rows: np.ndarray) -> Interval | None:
+        a, b = self.results[system].stats, self.results[baseline].stats
+        return bootstrap(lambda g: gain(a, b, g[0]), [rows], self.n)
+
+    def gain_on_long_minus_short(self, system: str, baseline: str) -> Interval | None:
+        a, b = self.results[system].stats, self.results[baseline].stats
+        return bootstrap(
+            lambda g: gain(a, b, g[0]) - gain(a, b, g[1]), [self.long, self.short], self.n
+        )
+
+    def bleu(self, name: str, rows: np.ndarray) -> float:
+        return corpus_bleu(self.results[name].stats[rows].sum(0))
+
+    def recurrence(self, name: str, state: str = "trained") -> float | None:
+        return self.results[name].ratio(state, "recurrence", self.distance)
+
+
+def claim_vanishing(ev: Evidence) -> Claim:
+    title = "A tanh RNN's gradients vanish with distance (Bengio et al. 1994; Pascanu et al. 2013)"
+    rule = (
+        f"R = ||dh_T/dx_(T-{ev.distance})|| / ||dh_T/dx_T|| of each trained no-attention encoder "
+        "(forward direction, validation text). Confirmed if R(rnn) is at least 10x smaller than "
+        "R(gru) and R(lstm); refuted if it is not smaller than both; unclear otherwise."
+    )
+    names = ("rnn-none", "gru-none", "lstm-none")
+    if missing := _missing(ev.results, *names):
+        return _unmeasured(title, rule, missing)
+    r = {name: ev.recurrence(name) for name in names}
+    r0 = {name: ev.recurrence(name, "init") for name in names}
+    if any(v is None for v in r.values()):
+        return _unmeasured(title, rule, [f"a window of {ev.distance + 1} tokens"])
+    rnn, gated = r["rnn-none"] or 0.0, min(r["gru-none"] or 0.0, r["lstm-none"] or 0.0)
+    evidence = [
+        f"R trained: {', '.join(f'{n} {fmt_number(v)}' for n, v in r.items())}",
+        f"R at initialisation: {', '.join(f'{n} {fmt_number(v)}' for n, v in r0.items())}",
+        "R > 1 would mean gradients grow (explode) with distance.",
+    ]
+    return Claim(title, _verdict(rnn * 10 < gated, rnn >= gated), evidence, rule)
+
+
+def claim_spikes(ev: Evidence) -> Claim:
+    title = "A tanh RNN's training gradients explode now and then (spikes before clipping)"
+    rule = (
+        "spikiness = 99th percentile / median of the gradient norm before clipping over training. "
+        "Confirmed if rnn-none's is over 2x both gru-none's and lstm-none's; refuted if it is "
+        "below both; unclear otherwise."
+    )
+    names = ("rnn-none", "gru-none", "lstm-none")
+    if missing := _missing(ev.results, *names):
+        return _unmeasured(title, rule, missing)
+    summary = {name: ev.results[name].grad_norms for name in names}
+    spiky = {name: summary[name].get("spikiness", float("nan")) for name in names}
+    evidence = [
+        f"{name}: median {fmt_number(g.get('median'))}, p99 {fmt_number(g.get('p99'))}, max "
+        f"{fmt_number(g.get('max'))}, spikiness {fmt_number(spiky[name])}, clipped steps "
+        f"{100 * g.get('clipped', 0.0):.0f}%"
+        for name, g in summary.items()
+    ]
+    rnn, others = spiky["rnn-none"], (spiky["gru-none"], spiky["lstm-none"])
+    return Claim(
+        title,
+        _verdict(all(rnn > 2 * o for o in others), all(rnn < o for o in others)),
+        evidence,
+        rule,
+    )
+
+
+def claim_rnn_long(ev: Evidence) -> Claim:
+    title = "A tanh RNN handles long sentences poorly"
+    rule = (
+        f"On the longest test sentences (over {LENGTH_EDGES[-1]} words), the paired-bootstrap 95% "
+        "interval of BLEU(gated) - BLEU(rnn), no attention. Confirmed if it is above 0 for both "
+        "gru and lstm and rnn keeps a smaller share of its overall BLEU on them than both; "
+        "refuted if it is below 0 for either; unclear otherwise."
+    )
+    names = ("rnn-none", "gru-none", "lstm-none")
+    if missing := _missing(ev.results, *names):
+        return _unmeasured(title, rule, missing)
+    gains = {name: ev.gain(name, "rnn-none", ev.long) for name in names[1:]}
+    share = {n: ev.bleu(n, ev.long) / max(ev.bleu(n, ev.everything), 1e-9) for n in names}
+    evidence = [f"{n} - rnn-none on long sentences: {gains[n]}" for n in gains]
+    evidence.append(
+        "BLEU on long / overall: " + ", ".join(f"{n} {v:.2f}" for n, v in share.items())
+    )
+    intervals = [g for g in gains.values() if g is not None]
+    confirmed = len(intervals) == 2 and all(g.low > 0 for g in intervals)
+    confirmed = confirmed and all(share["rnn-none"] < share[n] for n in names[1:])
+    return Claim(title, _verdict(confirmed, any(g.high < 0 for g in intervals)), evidence, rule)
+
+
+def claim_lstm_fixes(ev: Evidence) -> Claim:
+    title = "LSTM gates fix that"
+    rule = (
+        "Confirmed if R (as in claim 1) of lstm-none is at least 10x R of rnn-none and the "
+        "paired-bootstrap 95% interval of BLEU(lstm-none) - BLEU(rnn-none) is above 0 on all test "
+        "sentences and on the longest; refuted if R(lstm) <= R(rnn) or the overall interval is "
+        "below 0; unclear otherwise."
+    )
+    if missing := _missing(ev.results, "rnn-none", "lstm-none"):
+        return _unmeasured(title, rule, missing)
+    r_lstm, r_rnn = ev.recurrence("lstm-none"), ev.recurrence("rnn-none")
+    overall = ev.gain("lstm-none", "rnn-none", ev.everything)
+    long = ev.gain("lstm-none", "rnn-none", ev.long)
+    evidence = [
+        f"R: lstm-none {fmt_number(r_lstm)}, rnn-none {fmt_number(r_rnn)}",
+        f"BLEU(lstm-none) - BLEU(rnn-none): all {overall}; longest {long}",
+    ]
+    if "lstm-bahdanau" in ev.results and "rnn-bahdanau" in ev.results:
+        with_attention = ev.gain("lstm-bahdanau", "rnn-bahdanau", ev.everything)
+        evidence.append(
+            f"with attention, BLEU(lstm-bahdanau) - BLEU(rnn-bahdanau): {with_attention}"
+        )
+    if r_lstm is None or r_rnn is None or overall is None:
+        return Claim(title, "unclear", evidence, rule)
+    confirmed = r_lstm >= 10 * r_rnn and overall.low > 0 and long is not None and long.low > 0
+    return Claim(title, _verdict(confirmed, r_lstm <= r_rnn or overall.high < 0), evidence, rule)
+
+
+def _gru_lstm_pairs(ev: Evidence) -> list[tuple[str, str]]:
+    pairs = [(f"gru-{a}", f"lstm-{a}") for a in ("none", "bahdanau")]
+    return [(g, lstm) for g, lstm in pairs if g in ev.results and lstm in ev.results]
+
+
+def claim_gru_parameters(ev: Evidence) -> Claim:
+    title = "A GRU has fewer parameters than an LSTM"
+    rule = "Counted. Confirmed if every GRU model has fewer than its LSTM twin; refuted otherwise."
+    if not (pairs := _gru_lstm_pairs(ev)):
+        return _unmeasured(title, rule, ["a gru/lstm pair"])
+    params = {n: int(ev.results[n].info["parameters"]) for pair in pairs for n in pair}
+    evidence = [f"{g} {params[g]:,} vs {lstm} {params[lstm]:,}" for g, lstm in pairs]
+    fewer = all(params[g] < params[lstm] for g, lstm in pairs)
+    return Claim(title, _verdict(fewer, not fewer), evidence, rule)
+
+
+def claim_gru_faster(ev: Evidence) -> Claim:
+    title = "A GRU trains faster than an LSTM"
+    rule = (
+        "Training tokens/s (pure training steps, same threads for every model). Confirmed if "
+        "every GRU model is at least 5% faster than its LSTM twin; refuted if every one is at "
+        "least 5% slower; unclear otherwise (also compare the learning curves against time)."
+    )
+    if not (pairs := _gru_lstm_pairs(ev)):
+        return _unmeasured(title, rule, ["a gru/lstm pair"])
+    speed = {n: ev.results[n].speed["tokens_per_s"] or 0.0 for pair in pairs for n in pair}
+    ratios = [speed[g] / speed[lstm] if speed[lstm] else float("nan") for g, lstm in pairs]
+    evidence = [
+        f"{g} {speed[g]:.0f} vs {lstm} {speed[lstm]:.0f} tokens/s (x{ratio:.2f})"
+        for (g, lstm), ratio in zip(pairs, ratios, strict=True)
+    ]
+    verdict = _verdict(all(r >= 1.05 for r in ratios), all(r <= 0.95 for r in ratios))
+    return Claim(title, verdict, evidence, rule)
+
+
+def claim_gru_as_good(ev: Evidence) -> Claim:
+    title = "A GRU translates about as well as an LSTM"
+    rule = (
+        "Paired-bootstrap 95% interval of BLEU(gru) - BLEU(lstm) on the test set. Confirmed if "
+        "its lower end is above -1 BLEU for every pair (at most 1 point worse); refuted if its "
+        "upper end is below -1 for any pair; unclear otherwise."
+    )
+    if not (pairs := _gru_lstm_pairs(ev)):
+        return _unmeasured(title, rule, ["a gru/lstm pair"])
+    gains = [ev.gain(g, lstm, ev.everything) for g, lstm in pairs]
+    evidence = [f"{g} - {lstm}: {d}" for (g, lstm), d in zip(pairs, gains, strict=True)]
+    known = [d for d in gains if d is not None]
+    verdict = _verdict(
+        len(known) == len(gains) and all(d.low > -1 for d in known),
+        any(d.high < -1 for d in known),
+    )
+    return Claim(title, verdict, evidence, rule)
+
+
+def claim_bidirectional(ev: Evidence) -> Claim:
+    title = "A bidirectional encoder helps"
+    rule = (
+        "Paired-bootstrap 95% interval of BLEU(gru-bahdanau) - BLEU(gru-bahdanau-uni), same "
+        "decoder size. Confirmed if above 0; refuted if below 0; unclear if it contains 0."
+    )
+    if missing := _missing(ev.results, "gru-bahdanau", "gru-bahdanau-uni"):
+        return _unmeasured(title, rule, missing)
+    overall = ev.gain("gru-bahdanau", "gru-bahdanau-uni", ev.everything)
+    long = ev.gain("gru-bahdanau", "gru-bahdanau-uni", ev.long)
+    evidence = [f"bidirectional - unidirectional: all {overall}; longest {long}"]
+    if overall is None:
+        return Claim(title, "unclear", evidence, rule)
+    return Claim(title, _verdict(overall.low > 0, overall.high < 0), evidence, rule)
+
+
+def claim_attention_long(ev: Evidence) -> Claim:
+    title = "Attention rescues long sentences"
+    rule = (
+        f"For each cell type: gain = BLEU(bahdanau) - BLEU(none) on the longest test sentences "
+        f"(over {LENGTH_EDGES[-1]} words), and that gain minus the gain on the shortest (up to "
+        f"{LENGTH_EDGES[0]} words), each with a paired-bootstrap 95% interval. A cell type "
+        "supports the claim if both intervals are above 0 (attention helps long sentences, and "
+        "more than short ones: it closes the gap), contradicts it if either is below 0. "
+        "Confirmed if most measured cell types support it, refuted if most contradict it, "
+        "unclear otherwise."
+    )
+    kinds = [
+        c for c in ("rnn", "gru", "lstm") if not _missing(ev.results, f"{c}-none", f"{c}-bahdanau")
+    ]
+    if not kinds:
+        return _unmeasured(title, rule, ["an attention/no-attention pair"])
+    support = contradict = 0
+    evidence = []
+    for kind in kinds:
+        system, baseline = f"{kind}-bahdanau", f"{kind}-none"
+        long = ev.gain(system, baseline, ev.long)
+        closing = ev.gain_on_long_minus_short(system, baseline)
+        short = ev.gain(system, baseline, ev.short)
+        evidence.append(
+            f"{kind}: gain on long {long}, on short {short}, long minus short {closing}"
+        )
+        if long is None or closing is None:
+            continue
+        support += long.low > 0 and closing.low > 0
+        contradict += long.high < 0 or closing.high < 0
+    majority = len(kinds) // 2 + 1
+    return Claim(title, _verdict(support >= majority, contradict >= majority), evidence, rule)
+
+
+CLAIMS = (
+    claim_vanishing,
+    claim_spikes,
+    claim_rnn_long,
+    claim_lstm_fixes,
+    claim_gru_parameters,
+    claim_gru_faster,
+    claim_gru_as_good,
+    claim_bidirectional,
+    claim_attention_long,
+)
+
+
+def build_evidence(results: dict[str, CellResult], sources: Sequence[str], s: Settings) -> Evidence:
+    words = np.array([len(src.split()) for src in sources])
+    return Evidence(
+        results,
+        short=np.flatnonzero(words <= LENGTH_EDGES[0]),
+        long=np.flatnonzero(words > LENGTH_EDGES[-1]),
+        everything=np.arange(len(sources)),
+        n=s.bootstrap,
+        distance=min(20, s.window - 1),
+    )
