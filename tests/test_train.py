@@ -268,3 +268,37 @@ def test_ddp_two_processes_train_and_agree(tmp_path):
     assert ranks[0]["indices"] != ranks[1]["indices"]  # each rank saw its own shard
     losses = ranks[0]["losses"]
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5  # loss falls
+
+
+def test_scheduled_sampling_feeds_gold_or_own_predictions():
+    torch.manual_seed(0)
+    model = Seq2Seq(
+        ModelConfig(embed_size=8, hidden_size=12, dropout=0.0, src_vocab_size=20, tgt_vocab_size=20)
+    ).eval()
+    batch = reverse_task(4, 3, 6, seed=9).collate([0, 1, 2, 3])
+    with torch.no_grad():
+        teacher = torch.log_softmax(model(batch.src_ids, batch.src_lengths, batch.tgt_in), -1)
+        gold = training.scheduled_sampling_logits(model, batch, teacher_forcing=1.0)
+        own = training.scheduled_sampling_logits(model, batch, teacher_forcing=0.0)
+        greedy = decode_corpus(
+            model,
+            [batch.src_ids[i, :n].tolist() for i, n in enumerate(batch.src_lengths.tolist())],
+            DecodeConfig(beam_size=1, max_length_offset=50),
+            "cpu",
+        )
+    torch.testing.assert_close(gold, teacher, atol=1e-5, rtol=1e-4)
+    # Fed its own predictions, step t+1 sees the argmax of step t, exactly as greedy search.
+    predicted = own.argmax(-1)
+    for row, hyp in enumerate(greedy):
+        ids = hyp[0].token_ids
+        n = min(len(ids), predicted.size(1))
+        assert predicted[row, :n].tolist() == ids[:n]
+
+
+def test_training_stops_early_when_bleu_stalls(tmp_path):
+    # A learning rate this small leaves the model, and so its validation BLEU, unchanged.
+    cfg = task_config(tmp_path, lr=1e-12, max_steps=40, valid_every=2, patience=2)
+    run_dir = training.train(cfg)
+    state = checkpoint.load_state(run_dir / checkpoint.STATE_FILE)
+    assert state["progress"]["step"] == 6  # best at step 2, no gain at 4 and 6
+    assert state["progress"]["stopped"].startswith("early stop")
