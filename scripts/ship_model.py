@@ -2,6 +2,8 @@
 
     python scripts/ship_model.py checkpoints/multi30k-de-en [--mirror FOLDER]
 
+0. with --average last1.pt last2.pt ...: averages those training states' weights and keeps the
+   average if it scores higher than the best checkpoint on the validation set (greedy);
 1. chooses beam size and length penalty on the validation set (never on a test set);
 2. stores the weights as float16 if that costs no validation BLEU (> 0.1 lost: keeps float32);
 3. evaluates every Multi30k test set that is cached or reachable, writing eval/<split>/report.md;
@@ -38,6 +40,28 @@ def valid_bleu(
 ) -> float:
     hyps = [t.text for t in translator.translate(sources, beam_size=beam, length_penalty=lp)]
     return score_corpus(hyps, refs, n_bootstrap=0)["bleu"].score
+
+
+def try_average(run_dir: Path, paths: list[Path], sources: list[str], refs: list[str]) -> dict:
+    best = Translator.from_run(run_dir, device="cpu")
+    best_bleu = valid_bleu(best, sources, refs, 1, 1.0)
+    averaged = Translator.from_run(run_dir, device="cpu")
+    averaged.model.load_state_dict(checkpoint.average_states(paths))
+    averaged_bleu = valid_bleu(averaged, sources, refs, 1, 1.0)
+    keep = averaged_bleu > best_bleu
+    if keep:
+        checkpoint.save_weights(averaged.model, run_dir / checkpoint.WEIGHTS_FILE)
+    print(
+        f"average of {len(paths)}: valid BLEU (greedy) {averaged_bleu:.2f} vs best "
+        f"{best_bleu:.2f}: {'kept' if keep else 'dropped'}",
+        flush=True,
+    )
+    return {
+        "checkpoints": len(paths),
+        "best_valid_bleu_greedy": round(best_bleu, 2),
+        "averaged_valid_bleu_greedy": round(averaged_bleu, 2),
+        "kept": keep,
+    }
 
 
 def tune_decoding(translator: Translator, sources: list[str], refs: list[str]) -> list[dict]:
@@ -104,7 +128,9 @@ def evaluate_tests(run_dir: Path, data: DataConfig, beam: int, lp: float) -> dic
     return results
 
 
-def model_card(run_dir: Path, tuning: list[dict], dtype: dict, tests: dict[str, dict]) -> str:
+def model_card(
+    run_dir: Path, tuning: list[dict], dtype: dict, tests: dict[str, dict], averaging: dict | None
+) -> str:
     cfg, info = checkpoint.load_config(run_dir)
     src, tgt = cfg.data.src_lang, cfg.data.tgt_lang
     m = cfg.model
@@ -165,6 +191,14 @@ def model_card(run_dir: Path, tuning: list[dict], dtype: dict, tests: dict[str, 
         f"float16 vs {dtype['fp32_valid_bleu']} in float32).",
         "",
     ]
+    if averaging:
+        lines += [
+            f"Checkpoint averaging: the mean of the last {averaging['checkpoints']} training "
+            f"checkpoints scored {averaging['averaged_valid_bleu_greedy']} validation BLEU "
+            f"(greedy) against {averaging['best_valid_bleu_greedy']} for the best single one: "
+            f"{'shipped' if averaging['kept'] else 'not shipped'}.",
+            "",
+        ]
     minutes = info.get("train_seconds", 0) / 60
     lines += [
         "## Model and training",
@@ -205,6 +239,13 @@ def main() -> None:
     parser.add_argument("run_dir", type=Path)
     parser.add_argument("--mirror", default="", help="Multi30k mirror: URL or folder")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--average",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="training states (last.pt copies) whose mean weights to try",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     run_dir: Path = args.run_dir
@@ -212,6 +253,7 @@ def main() -> None:
     data = dataclasses.replace(cfg.data, mirror=args.mirror or cfg.data.mirror)
     valid = load_split(data, "val")
     sources, refs = [s for s, _ in valid], [t for _, t in valid]
+    averaging = try_average(run_dir, args.average, sources, refs) if args.average else None
     translator = Translator.from_run(run_dir, device="cpu")
     tuning = tune_decoding(translator, sources, refs)
     best = max(tuning, key=lambda r: (r["valid_bleu"], -r["beam"]))
@@ -223,8 +265,11 @@ def main() -> None:
         run_dir, translator, sources, refs, best["beam"], best["length_penalty"], best["valid_bleu"]
     )
     tests = evaluate_tests(run_dir, data, best["beam"], best["length_penalty"])
-    (run_dir / "README.md").write_text(model_card(run_dir, tuning, dtype, tests), encoding="utf-8")
-    (run_dir / "ship.json").write_text(json.dumps({"tuning": tuning, "dtype": dtype}, indent=2))
+    card = model_card(run_dir, tuning, dtype, tests, averaging)
+    (run_dir / "README.md").write_text(card, encoding="utf-8")
+    (run_dir / "ship.json").write_text(
+        json.dumps({"averaging": averaging, "tuning": tuning, "dtype": dtype}, indent=2)
+    )
     print(f"model card written to {run_dir / 'README.md'}")
 
 

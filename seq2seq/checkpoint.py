@@ -164,3 +164,29 @@ def read_log(run_dir: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def average_states(paths: list[Path]) -> dict[str, torch.Tensor]:
+    """The element-wise mean of the model weights in several resumable states (last.pt files).
+
+    Averaging the last few checkpoints of a run usually scores higher than any one of them
+    (Junczys-Dowmunt et al. 2016; Vaswani et al. 2017, §6.1).
+    """
+    if not paths:
+        raise ValueError("average_states needs at least one checkpoint")
+    total: dict[str, torch.Tensor] = {}
+    for path in paths:
+        model = load_state(path)["model"]
+        if total and set(model) != set(total):
+            raise ValueError(f"{path} holds another model than {paths[0]}")
+        for name, tensor in model.items():
+            if not tensor.is_floating_point():
+                total.setdefault(name, tensor)  # integer buffers are not averaged
+            elif name in total:
+                total[name] = total[name] + tensor.double()
+            else:
+                total[name] = tensor.double()
+    return {
+        name: (tensor / len(paths)).float() if tensor.is_floating_point() else tensor
+        for name, tensor in total.items()
+    }

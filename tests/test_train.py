@@ -302,3 +302,22 @@ def test_training_stops_early_when_bleu_stalls(tmp_path):
     state = checkpoint.load_state(run_dir / checkpoint.STATE_FILE)
     assert state["progress"]["step"] == 6  # best at step 2, no gain at 4 and 6
     assert state["progress"]["stopped"].startswith("early stop")
+
+
+def test_checkpoint_average_is_the_mean_of_the_weights(tmp_path):
+    states = []
+    for seed in (1, 2, 3):
+        torch.manual_seed(seed)
+        model = Seq2Seq(
+            ModelConfig(embed_size=8, hidden_size=12, src_vocab_size=30, tgt_vocab_size=30)
+        )
+        path = tmp_path / f"s{seed}.pt"
+        checkpoint.save_state(path, {"format": checkpoint.FORMAT, "model": model.state_dict()})
+        states.append((path, model.state_dict()))
+    averaged = checkpoint.average_states([p for p, _ in states])
+    name = "decoder.combine.weight"
+    expected = sum(s[name] for _, s in states) / 3
+    torch.testing.assert_close(averaged[name], expected)
+    Seq2Seq(
+        ModelConfig(embed_size=8, hidden_size=12, src_vocab_size=30, tgt_vocab_size=30)
+    ).load_state_dict(averaged)
