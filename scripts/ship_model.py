@@ -227,7 +227,8 @@ def model_card(
         "- Multi30k is image captions: short, simple, literal sentences. Other text (news, "
         "dialogue, long sentences) translates poorly.",
         "- Rare words come out as subword guesses; names and numbers may be garbled.",
-        f"- Trained on {info.get('train_pairs')} sentence pairs: it reflects their style and biases.",
+        f"- Trained on {info.get('train_pairs')} sentence pairs: it reflects their style and "
+        "biases.",
     ]
     return "\n".join(lines) + "\n"
 
