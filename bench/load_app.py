@@ -30,20 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 MAX_CLIENTS = 64
 MAX_REQUESTS = 50  # per client
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
-SENTENCES = {
-    "de": [
-        "Ein Mann fährt mit dem Fahrrad die Straße entlang.",
-        "Zwei Kinder spielen im Sand am Strand.",
-        "Eine Frau in einem roten Kleid singt auf einer Bühne.",
-        "Ein schwarzer Hund rennt über eine grüne Wiese.",
-    ],
-    "en": [
-        "A man rides his bike down the street.",
-        "Two children are playing in the sand on the beach.",
-        "A woman in a red dress is singing on a stage.",
-        "A black dog runs across a green meadow.",
-    ],
-}
+LANGS = ("de", "en")  # source languages of app.BUILTIN_EXAMPLES
 
 
 @dataclass
@@ -71,7 +58,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--requests", type=int, default=5, help="per client")
     parser.add_argument("--mode", choices=["greedy", "beam"], default="beam")
     parser.add_argument("--beam", type=int, default=5)
-    parser.add_argument("--lang", choices=sorted(SENTENCES), default="de", help="source text")
+    parser.add_argument("--lang", choices=LANGS, default="de", help="source text")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds for the whole run")
     args = parser.parse_args(argv)
     if (args.run_dir is None) == (args.url is None):
@@ -112,8 +99,10 @@ def run_client(
     url: str, args: argparse.Namespace, index: int, deadline: float, tally: Tally
 ) -> None:
     """One client sending its requests one after another until done or past the deadline."""
+    import app  # here, not at the top: the app module loads gradio and the package
+
     client = Client(url, verbose=False)
-    sentences = SENTENCES[args.lang]
+    sentences = app.BUILTIN_EXAMPLES[args.lang]
     for i in range(args.requests):
         left = deadline - time.monotonic()
         if left <= 0:
