@@ -82,6 +82,13 @@ def tune_decoding(translator: Translator, sources: list[str], refs: list[str]) -
     return rows
 
 
+def choose_decoding(tuning: list[dict], tolerance: float = 0.1) -> dict:
+    """The cheapest setting (smallest beam) within ``tolerance`` BLEU of the best one."""
+    top = max(r["valid_bleu"] for r in tuning)
+    close = [r for r in tuning if r["valid_bleu"] >= top - tolerance]
+    return min(close, key=lambda r: (r["beam"], -r["valid_bleu"]))
+
+
 def try_float16(run_dir: Path, translator: Translator, sources, refs, beam, lp, fp32_bleu) -> dict:
     weights = run_dir / checkpoint.WEIGHTS_FILE
     backup = run_dir / "model.fp32.safetensors"
@@ -241,6 +248,11 @@ def main() -> None:
     parser.add_argument("--mirror", default="", help="Multi30k mirror: URL or folder")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
+        "--card-only",
+        action="store_true",
+        help="rewrite README.md from ship.json and eval/*/report.json only",
+    )
+    parser.add_argument(
         "--average",
         type=Path,
         nargs="*",
@@ -250,14 +262,32 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     run_dir: Path = args.run_dir
+    previous = (
+        json.loads((run_dir / "ship.json").read_text()) if (run_dir / "ship.json").is_file() else {}
+    )
+    if args.card_only:
+        tests = {
+            t: json.loads((run_dir / "eval" / t / "report.json").read_text())
+            for t in TEST_SETS
+            if (run_dir / "eval" / t / "report.json").is_file()
+        }
+        card = model_card(
+            run_dir, previous["tuning"], previous["dtype"], tests, previous.get("averaging")
+        )
+        (run_dir / "README.md").write_text(card, encoding="utf-8")
+        return
     cfg, info = checkpoint.load_config(run_dir)
     data = dataclasses.replace(cfg.data, mirror=args.mirror or cfg.data.mirror)
     valid = load_split(data, "val")
     sources, refs = [s for s, _ in valid], [t for _, t in valid]
-    averaging = try_average(run_dir, args.average, sources, refs) if args.average else None
+    averaging = (
+        try_average(run_dir, args.average, sources, refs)
+        if args.average
+        else previous.get("averaging")  # an earlier run of this script averaged already
+    )
     translator = Translator.from_run(run_dir, device="cpu")
     tuning = tune_decoding(translator, sources, refs)
-    best = max(tuning, key=lambda r: (r["valid_bleu"], -r["beam"]))
+    best = choose_decoding(tuning)
     decode = dataclasses.replace(
         cfg.decode, beam_size=best["beam"], length_penalty=best["length_penalty"]
     )
