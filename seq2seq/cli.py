@@ -110,7 +110,7 @@ def _read_input(path: str | None) -> list[str]:
 def cmd_translate(args: argparse.Namespace) -> None:
     from seq2seq.translate import Translator
 
-    translator = Translator.from_run(args.checkpoint, device=args.device)
+    translator = Translator.from_run(args.checkpoint, device=args.device, quantize=args.int8)
     lines = _read_input(args.input)
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     try:
@@ -140,7 +140,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from seq2seq.evaluate import evaluate_translator
     from seq2seq.translate import Translator
 
-    translator = Translator.from_run(args.checkpoint, device=args.device)
+    translator = Translator.from_run(args.checkpoint, device=args.device, quantize=args.int8)
     if args.test_set:
         src_lang, tgt_lang = translator.language_pair
         data = DataConfig(
@@ -192,6 +192,9 @@ def _add_decoding_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--batch-size", type=int, default=64, help="sentences per batch")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    parser.add_argument(
+        "--int8", action="store_true", help="int8 dynamic quantisation (CPU; see bench/RESULTS.md)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:

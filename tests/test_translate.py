@@ -84,3 +84,10 @@ def test_cli_nbest_lines_are_index_score_text(trained_run):
     rows = [line.split("\t") for line in out.stdout.splitlines()]
     assert [r[0] for r in rows] == ["0", "0", "1", "1"]
     assert all(float(r[1]) <= 0 for r in rows)
+
+
+def test_cli_int8_translates_every_line(trained_run):
+    out = run_translate(trained_run, "--int8", "--beam", "2", stdin="Ein Mann.\n\nEine Frau.\n")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.split("\n")[:-1]
+    assert len(lines) == 3 and lines[0] and lines[1] == "" and lines[2]
