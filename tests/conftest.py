@@ -14,16 +14,37 @@ REPO = Path(__file__).resolve().parents[1]
 torch.set_num_threads(1)
 
 
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def missing(message: str, required_by: str) -> None:
+    """Skip a test whose outside resource is missing, or fail it if env ``required_by`` is 1."""
+    if os.environ.get(required_by) == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def multi30k_dir() -> Path:
     """The shared Multi30k files (env MULTI30K_DIR); skip without them, or fail if required."""
     path = Path(os.environ.get("MULTI30K_DIR", REPO.parent / "shared" / "data" / "multi30k"))
     if not path.is_dir():
-        message = f"Multi30k files not found in {path}: set MULTI30K_DIR to their folder"
-        if os.environ.get("REQUIRE_SHARED_DATA") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(
+            f"Multi30k files not found in {path}: set MULTI30K_DIR to their folder",
+            "REQUIRE_SHARED_DATA",
+        )
     return path
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Debian's chromium; skip without it, or fail if REQUIRE_BROWSER=1."""
+    if not CHROMIUM.is_file():
+        missing(
+            f"{CHROMIUM} not found: install it with `apt-get install -y chromium`",
+            "REQUIRE_BROWSER",
+        )
+    return CHROMIUM
 
 
 @pytest.fixture(scope="session")
