@@ -2,8 +2,9 @@
 
 Run ``python app.py`` (options: ``--host``/``SEQ2SEQ_HOST``, default 127.0.0.1; ``--port``/
 ``SEQ2SEQ_PORT``, default 7860; ``--checkpoints``/``SEQ2SEQ_CHECKPOINTS``, default
-``checkpoints/``). Every subfolder holding ``config.json`` and ``model.safetensors`` is a model;
-each is loaded once, at start-up.
+``checkpoints/``; ``--int8``/``SEQ2SEQ_INT8=1`` serves dynamic int8 models: faster on a CPU,
+test BLEU unchanged on the shipped de-en model, see bench/RESULTS.md). Every subfolder holding
+``config.json`` and ``model.safetensors`` is a model; each is loaded once, at start-up.
 
 API (``gradio_client``)::
 
@@ -112,10 +113,11 @@ def _no_runs_message(folder: Path) -> str:
     return "\n".join(lines)
 
 
-def load_run(run_dir: Path) -> Translator:
-    """One run on the CPU; SetupError naming the folder if it cannot be loaded."""
+def load_run(run_dir: Path, int8: bool = False) -> Translator:
+    """One run on the CPU (int8 weights if asked); SetupError naming the folder if it cannot be
+    loaded."""
     try:
-        return Translator.from_run(run_dir, device="cpu")
+        return Translator.from_run(run_dir, device="cpu", quantize=int8)
     except Exception as err:  # a broken run can fail in many ways; say which and move on
         raise SetupError(
             f"Cannot load the run in {run_dir}/: {err}\n"
@@ -123,13 +125,13 @@ def load_run(run_dir: Path) -> Translator:
         ) from err
 
 
-def load_translators(folder: str | Path) -> dict[str, Translator]:
+def load_translators(folder: str | Path, int8: bool = False) -> dict[str, Translator]:
     """Every run under ``folder``, by folder name; SetupError if none or one is broken."""
     folder = Path(folder)
     runs = find_runs(folder)
     if not runs:
         raise SetupError(_no_runs_message(folder))
-    return {run.name: load_run(run) for run in runs}
+    return {run.name: load_run(run, int8) for run in runs}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -208,10 +210,11 @@ def attention_of(results: list[Any]) -> dict[str, Any] | None:
     return None
 
 
-def timing_line(seconds: float, request: Request) -> str:
+def timing_line(seconds: float, request: Request, int8: bool = False) -> str:
     how = "greedy" if request.beam_size == 1 else f"beam {request.beam_size}"
+    where = "CPU, int8" if int8 else "CPU"
     count = len([line for line in request.lines if line.strip()])
-    return f"Translated {count} line(s) in **{seconds * 1000:.0f} ms** ({how}, CPU)."
+    return f"Translated {count} line(s) in **{seconds * 1000:.0f} ms** ({how}, {where})."
 
 
 def run_translation(
@@ -239,7 +242,8 @@ def run_translation(
     seconds = time.perf_counter() - start
     table = {"headers": NBEST_HEADERS, "data": nbest_rows(results)}
     output = "\n".join(result.text for result in results)
-    return output, table, timing_line(seconds, request), attention_of(results)
+    timing = timing_line(seconds, request, translator.quantized)
+    return output, table, timing, attention_of(results)
 
 
 def draw_attention(attention: dict[str, Any] | None) -> Figure | None:
@@ -475,17 +479,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=Path(env.get("SEQ2SEQ_CHECKPOINTS", "checkpoints")),
         help="folder whose subfolders are trained runs",
     )
+    parser.add_argument(
+        "--int8",
+        action="store_true",
+        default=env.get("SEQ2SEQ_INT8", "") not in ("", "0"),
+        help="serve dynamic int8 models (faster on a CPU; env SEQ2SEQ_INT8=1)",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        translators = load_translators(args.checkpoints)
+        translators = load_translators(args.checkpoints, args.int8)
     except SetupError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"Loaded {', '.join(translators)}; serving on http://{args.host}:{args.port}/")
+    precision = " (int8)" if args.int8 else ""
+    print(f"Loaded {', '.join(translators)}{precision}; serving on http://{args.host}:{args.port}/")
     build_demo(translators).launch(server_name=args.host, server_port=args.port, css=CSS)
     return 0
 

@@ -104,6 +104,14 @@ class Translator:
         return cls(model, Tokenizer.load(run_dir), cfg, info, run_dir)
 
     @property
+    def quantized(self) -> bool:
+        """Whether the model runs with dynamic int8 weights (`quantize_dynamic_int8`)."""
+        return any(
+            type(module).__module__.startswith("torch.ao.nn.quantized")
+            for module in self.model.modules()
+        )
+
+    @property
     def language_pair(self) -> tuple[str, str]:
         return self.cfg.data.src_lang, self.cfg.data.tgt_lang
 

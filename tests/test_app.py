@@ -168,6 +168,25 @@ def test_page_with_two_models_builds(translators: dict[str, Any]) -> None:
     assert "Parameters" in app.facts_table(translator)
 
 
+def test_int8_models_serve_and_say_so(trained_run: Path, translators: dict[str, Any]) -> None:
+    int8 = app.load_translators(trained_run.parent, int8=True)
+    assert int8[MODEL].quantized and not translators[MODEL].quantized
+    text = "Ein Mann fährt Fahrrad.\nZwei Hunde spielen."
+    output, _, timing, _ = app.run_translation(int8, text, MODEL, "beam", 3, 1.0)
+    assert len(output.split("\n")) == 2 and all(output.split("\n"))
+    assert "int8" in timing
+    assert "int8" not in app.run_translation(translators, text, MODEL, "beam", 3, 1.0)[2]
+
+
+def test_int8_flag_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SEQ2SEQ_INT8", raising=False)
+    assert not app.parse_args([]).int8 and app.parse_args(["--int8"]).int8
+    monkeypatch.setenv("SEQ2SEQ_INT8", "1")
+    assert app.parse_args([]).int8
+    monkeypatch.setenv("SEQ2SEQ_INT8", "0")
+    assert not app.parse_args([]).int8
+
+
 def test_examples_come_from_validation_or_builtin() -> None:
     german = app.read_examples("de")
     assert 1 <= len(german) <= app.NUM_EXAMPLES and all(german)
