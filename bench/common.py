@@ -1,5 +1,5 @@
 """What the benchmark scripts share: arguments, machine facts, statistics, tables, test data, and
-a training session built the way `seq2seq.train.setup` builds one (without writing anything).
+a training session built the way `seq2seq.session.setup` builds one (without writing anything).
 
 The scripts are run as ``python bench/NAME.py`` (bench/ is not a package), so they import this
 module as ``common``.
@@ -30,8 +30,8 @@ from seq2seq.data import ParallelDataset, TokenBatchSampler
 from seq2seq.distributed import Distributed
 from seq2seq.download import multi30k_file_name
 from seq2seq.model import Seq2Seq
+from seq2seq.session import TrainingSession, seed_everything
 from seq2seq.tokenizer import Tokenizer
-from seq2seq.train import TrainingSession, seed_everything
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "RESULTS.md"
@@ -223,7 +223,7 @@ def load_training_data(run: Path, mirror: str, max_pairs: int = 0) -> TrainingDa
 def training_session(
     td: TrainingData, device: torch.device, **model_changes: Any
 ) -> TrainingSession:
-    """A fresh model and optimiser as `seq2seq.train.setup` makes them, for `train.train_step`.
+    """A fresh model and optimiser as `seq2seq.session.setup` makes them, for `train.train_step`.
 
     ``model_changes`` override ModelConfig fields (e.g. ``input_feeding=False``).
     """

@@ -106,8 +106,9 @@ def score_test_set(hyps: list[str], refs: list[str], n: int) -> dict[str, dict[s
 def training_speed(records: list[dict[str, Any]], checkpoint_every: int) -> dict[str, Any]:
     """Tokens/s and seconds per epoch of pure training, from a log with one record per step.
 
-    A step's time is its tokens / tokens_per_s (the window is one step when log_every is 1);
-    steps right after a validation or a checkpoint carry that pause and are left out.
+    Steps right after a validation or a checkpoint carry that pause and are left out. The rate
+    is the median of the remaining steps' rates, so a minority of steps slowed by something else
+    on the machine does not move it; an epoch takes its steps' mean tokens at that rate.
     """
     steps = [r for r in records if "tokens_per_s" in r]
     paused = {r["step"] + 1 for r in records if "valid_bleu" in r}
@@ -118,12 +119,13 @@ def training_speed(records: list[dict[str, Any]], checkpoint_every: int) -> dict
     ]
     if not clean:
         return {"tokens_per_s": None, "seconds_per_epoch": None, "steps_per_epoch": None}
-    seconds = sum(r["tokens"] / r["tokens_per_s"] for r in clean)
+    rate = float(np.median([r["tokens_per_s"] for r in clean]))
+    tokens_per_step = float(np.mean([r["tokens"] for r in clean]))
     epoch_done = any(r["epoch"] >= 1 for r in steps)
     steps_per_epoch = sum(1 for r in steps if r["epoch"] == 0) if epoch_done else None
     return {
-        "tokens_per_s": sum(r["tokens"] for r in clean) / seconds,
-        "seconds_per_epoch": steps_per_epoch * seconds / len(clean) if steps_per_epoch else None,
+        "tokens_per_s": rate,
+        "seconds_per_epoch": steps_per_epoch * tokens_per_step / rate if steps_per_epoch else None,
         "steps_per_epoch": steps_per_epoch,
     }
 

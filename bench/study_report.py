@@ -7,7 +7,6 @@ import json
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import common
 from study_claims import CLAIMS, Claim, build_evidence, fmt_number
@@ -16,18 +15,7 @@ from study_grid import REPO, TEST_SET, Settings
 from study_plots import save_plots
 
 from seq2seq.corpus import Pair
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
-    return [*lines, ""]
-
-
-def _with_ci(score: dict[str, Any]) -> str:
-    if score["ci_low"] is None:
-        return f"{score['score']:.2f}"
-    return f"{score['score']:.2f} [{score['ci_low']:.2f}, {score['ci_high']:.2f}]"
+from seq2seq.report_markdown import markdown_table, with_interval
 
 
 def _git_commit() -> str:
@@ -104,8 +92,8 @@ def results_lines(results: dict[str, CellResult]) -> list[str]:
                 r.info.get("step"),
                 _fmt_epochs(r),
                 f"{r.info.get('train_seconds', 0) / 60:.1f}",
-                _with_ci(r.evaluation["test"]["bleu"]),
-                _with_ci(r.evaluation["test"]["chrf"]),
+                with_interval(r.evaluation["test"]["bleu"]),
+                with_interval(r.evaluation["test"]["chrf"]),
                 f"{r.info.get('best_valid_bleu', float('nan')):.2f}",
                 fmt_number(speed["seconds_per_epoch"], 1) if speed["seconds_per_epoch"] else "n/a",
                 f"{speed['tokens_per_s']:.0f}" if speed["tokens_per_s"] else "n/a",
@@ -133,7 +121,7 @@ def results_lines(results: dict[str, CellResult]) -> list[str]:
         "validations. *s/epoch* and *tokens/s* (target tokens) count training steps only, "
         "measured from every step's time in train_log.jsonl.",
         "",
-        *_table(headers, rows),
+        *markdown_table(headers, rows),
     ]
 
 
@@ -174,7 +162,7 @@ def length_lines(results: dict[str, CellResult], images: dict[str, str]) -> list
         "brackets). Multi30k's sentences are short: the longest bucket is small, so its scores "
         "are noisy; the claims below use paired bootstrap intervals for them.",
         "",
-        *_table(headers, rows),
+        *markdown_table(headers, rows),
         f"![BLEU by source length]({images['bleu_by_length']})",
         "",
     ]
@@ -221,7 +209,7 @@ def gradient_lines(
         "",
         "Table: gradient at distance d divided by gradient at distance 0.",
         "",
-        *_table(headers, rows),
+        *markdown_table(headers, rows),
         f"![gradient flow]({images['gradient_flow']})",
         "",
     ]
@@ -247,7 +235,7 @@ def grad_norm_lines(results: dict[str, CellResult], images: dict[str, str]) -> l
         "Norm of the whole gradient before clipping at every step (train_log.jsonl `grad_norm`); "
         "the first 100 steps are left out of the table when a run has more than 200.",
         "",
-        *_table(["model", "median", "p99", "max", "p99 / median", "steps clipped"], rows),
+        *markdown_table(["model", "median", "p99", "max", "p99 / median", "steps clipped"], rows),
         f"![gradient norm]({images['grad_norm']})",
         "",
     ]
@@ -262,7 +250,7 @@ def claim_lines(claims: Sequence[Claim]) -> list[str]:
         "BLEU differences use paired bootstrap resampling of the test sentences (Koehn 2004), "
         "which is stricter and fairer than checking whether two separate intervals overlap.",
         "",
-        *_table(
+        *markdown_table(
             ["#", "claim", "verdict"],
             [[i, c.title, f"**{c.verdict}**"] for i, c in enumerate(claims, 1)],
         ),

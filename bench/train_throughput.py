@@ -23,7 +23,8 @@ from torch import Tensor
 from seq2seq.config import ModelConfig
 from seq2seq.data import Batch
 from seq2seq.model import Encoder, word_dropout
-from seq2seq.train import TrainingSession, train_step
+from seq2seq.session import TrainingSession
+from seq2seq.train import train_step
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
 

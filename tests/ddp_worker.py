@@ -10,6 +10,7 @@ import torch.distributed as dist
 
 from seq2seq import train as training
 from seq2seq.config import DataConfig, ModelConfig, RunConfig, SubwordConfig, TrainConfig
+from seq2seq.session import setup
 
 
 def main(spec: str, out: Path) -> None:
@@ -21,7 +22,7 @@ def main(spec: str, out: Path) -> None:
         ),
         train=TrainConfig(name="ddp", out_dir=str(out), max_tokens=200, lr=5e-3, threads=1),
     )
-    session = training.setup(cfg)
+    session = setup(cfg)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     losses, seen = [], []
     for epoch in range(3):

@@ -206,6 +206,17 @@ def test_training_speed_counts_only_clean_steps(evaluation):
     assert evaluation.training_speed(records[:2], 5)["seconds_per_epoch"] is None  # no epoch done
 
 
+def test_training_speed_ignores_a_minority_of_slowed_steps(evaluation):
+    records = [
+        {"step": s, "epoch": (s - 1) // 10, "tokens": 100, "tokens_per_s": 100.0}
+        for s in range(1, 31)
+    ]
+    for record in records[5:12]:  # something else ran on the machine for a while
+        record["tokens_per_s"] = 60.0
+    speed = evaluation.training_speed(records, checkpoint_every=1000)
+    assert speed["tokens_per_s"] == 100.0 and speed["seconds_per_epoch"] == 10.0
+
+
 def fake_result(grid: ModuleType, evaluation: ModuleType, name: str, **measured: Any) -> Any:
     gradients = {
         state: {"recurrence": measured.get("recurrence", [1.0] * 21), "loss": [1.0]}

@@ -1,0 +1,229 @@
+"""A training session: the run directory, data, tokenizer, model and optimiser, built fresh or
+restored from the run's last checkpoint, and saved back resumably.
+
+`setup` builds one for `train.train_loop`; `save_resumable` / `restore` write and read
+everything a killed run needs to go on as if it had not stopped (weights, optimiser, scheduler,
+progress, random states).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from seq2seq import checkpoint
+from seq2seq.config import RunConfig, TrainConfig
+from seq2seq.corpus import load_splits
+from seq2seq.data import ParallelDataset, TokenBatchSampler
+from seq2seq.distributed import Distributed, init_distributed
+from seq2seq.model import Seq2Seq
+from seq2seq.tokenizer import Tokenizer
+
+
+@dataclass
+class Progress:
+    """Where training stands; saved in every resumable checkpoint."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0  # batches of `epoch` already trained on
+    best_bleu: float = -1.0
+    best_step: int = 0
+    bad_validations: int = 0
+    train_seconds: float = 0.0
+    stopped: str = ""  # why training ended, once it has
+
+
+@dataclass
+class TrainingSession:
+    """What the loop works with; built by `setup`."""
+
+    cfg: RunConfig
+    run_dir: Path
+    model: Seq2Seq
+    wrapped: nn.Module  # the model, or its DDP wrapper
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau
+    tokenizer: Tokenizer
+    train_data: ParallelDataset
+    sampler: TokenBatchSampler
+    valid_data: ParallelDataset
+    valid_refs: list[str]
+    device: torch.device
+    dist: Distributed
+    progress: Progress = field(default_factory=Progress)
+
+
+def pick_device(cfg: TrainConfig, ranks: Distributed) -> torch.device:
+    if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise ValueError("train.device='cuda' but no CUDA device is available")
+        torch.cuda.set_device(ranks.local_rank)
+        return torch.device("cuda", ranks.local_rank)
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_tokenizer_and_data(
+    cfg: RunConfig, run_dir: Path, ranks: Distributed, resume: bool
+) -> tuple[Tokenizer, ParallelDataset, ParallelDataset, list[str]]:
+    """Read and clean the corpus; train SentencePiece (rank 0) or reuse the run's model."""
+    train_pairs, valid_pairs, stats = load_splits(cfg.data, cfg.clean)
+    if ranks.is_main:
+        print(f"training pairs: {stats.summary()}", file=sys.stderr)
+    if ranks.is_main and not resume:
+        tokenizer = Tokenizer.train(
+            [s for s, _ in train_pairs], [t for _, t in train_pairs], cfg.subword
+        )
+        run_dir.mkdir(parents=True, exist_ok=True)
+        tokenizer.save(run_dir)
+        (run_dir / "clean_stats.json").write_text(
+            json.dumps(stats.to_dict(), indent=2), encoding="utf-8"
+        )
+    if ranks.enabled:
+        dist.barrier()
+    tokenizer = Tokenizer.load(run_dir)
+    train = ParallelDataset(
+        tokenizer.encode_src([s for s, _ in train_pairs]),
+        tokenizer.encode_tgt([t for _, t in train_pairs]),
+    )
+    valid = ParallelDataset(
+        tokenizer.encode_src([s for s, _ in valid_pairs]),
+        tokenizer.encode_tgt([t for _, t in valid_pairs]),
+    )
+    return tokenizer, train, valid, [t for _, t in valid_pairs]
+
+
+def setup(cfg: RunConfig, resume: bool = False) -> TrainingSession:
+    tc = cfg.train
+    ranks = init_distributed(tc.device)
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    device = pick_device(tc, ranks)
+    run_dir = Path(tc.out_dir) / tc.name
+    if resume:
+        saved_cfg, _ = checkpoint.load_config(run_dir)
+        cfg = dataclasses.replace(saved_cfg, train=cfg.train)  # the model and data are the run's
+    elif (run_dir / checkpoint.STATE_FILE).exists():
+        raise ValueError(
+            f"{run_dir} already holds a run: pass --resume to continue it, or choose another --name"
+        )
+    seed_everything(tc.seed)
+    tokenizer, train, valid, valid_refs = build_tokenizer_and_data(cfg, run_dir, ranks, resume)
+    cfg = dataclasses.replace(
+        cfg,
+        model=dataclasses.replace(
+            cfg.model,
+            src_vocab_size=tokenizer.src_vocab_size,
+            tgt_vocab_size=tokenizer.tgt_vocab_size,
+            share_embeddings=cfg.model.share_embeddings and tokenizer.joint,
+        ),
+    )
+    seed_everything(tc.seed)  # same initial weights whatever the data loading consumed
+    model = Seq2Seq(cfg.model).to(device)
+    wrapped: nn.Module = model
+    if ranks.enabled:
+        wrapped = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="max", factor=tc.lr_factor, patience=tc.lr_patience, min_lr=tc.min_lr
+    )
+    sampler = TokenBatchSampler(
+        train.src_lengths,
+        train.tgt_lengths,
+        tc.max_tokens,
+        seed=tc.seed,
+        num_replicas=ranks.world_size,
+        rank=ranks.rank,
+    )
+    session = TrainingSession(
+        cfg,
+        run_dir,
+        model,
+        wrapped,
+        optimizer,
+        scheduler,
+        tokenizer,
+        train,
+        sampler,
+        valid,
+        valid_refs,
+        device,
+        ranks,
+    )
+    if resume:
+        restore(session)
+    elif ranks.is_main:
+        checkpoint.save_config(run_dir, cfg, run_info(session))
+    return session
+
+
+def run_info(session: TrainingSession) -> dict[str, Any]:
+    return {
+        "parameters": session.model.num_parameters(),
+        "train_pairs": len(session.train_data),
+        "valid_pairs": len(session.valid_data),
+        "step": session.progress.step,
+        "best_step": session.progress.best_step,
+        "best_valid_bleu": session.progress.best_bleu,
+        "train_seconds": round(session.progress.train_seconds, 1),
+        "stopped": session.progress.stopped,
+        "world_size": session.dist.world_size,
+        "device": str(session.device),
+        "torch": torch.__version__,
+    }
+
+
+def save_resumable(session: TrainingSession) -> None:
+    if not session.dist.is_main:
+        return
+    state = {
+        "format": checkpoint.FORMAT,
+        "model": session.model.state_dict(),
+        "optimizer": session.optimizer.state_dict(),
+        "scheduler": session.scheduler.state_dict(),
+        "progress": dataclasses.asdict(session.progress),
+        "torch_rng": torch.get_rng_state(),
+        "python_rng": random.getstate(),
+    }
+    if session.device.type == "cuda":
+        state["cuda_rng"] = torch.cuda.get_rng_state(session.device)
+    checkpoint.save_state(session.run_dir / checkpoint.STATE_FILE, state)
+    checkpoint.save_config(session.run_dir, session.cfg, run_info(session))
+
+
+def restore(session: TrainingSession) -> None:
+    state = checkpoint.load_state(session.run_dir / checkpoint.STATE_FILE)
+    session.model.load_state_dict(state["model"])
+    session.optimizer.load_state_dict(state["optimizer"])
+    session.scheduler.load_state_dict(state["scheduler"])
+    session.progress = Progress(**state["progress"])
+    session.progress.stopped = ""  # a finished run may be continued with larger limits
+    torch.set_rng_state(state["torch_rng"])
+    random.setstate(_as_tuple(state["python_rng"]))
+    if "cuda_rng" in state and session.device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda_rng"], session.device)
+    if session.dist.is_main:  # drop log lines written after the checkpoint by the killed run
+        records = checkpoint.read_log(session.run_dir)
+        kept = [r for r in records if r.get("step", 0) <= session.progress.step]
+        text = "".join(json.dumps(r) + "\n" for r in kept)
+        checkpoint.write_text_atomically(session.run_dir / checkpoint.LOG_FILE, text)
+
+
+def _as_tuple(value: Any) -> Any:
+    return tuple(_as_tuple(v) for v in value) if isinstance(value, list | tuple) else value
