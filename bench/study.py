@@ -120,6 +120,22 @@ def run_cells(cells: Sequence[Cell], s: Settings) -> None:
 # Command line
 
 
+MACHINE_FILE = "machine.txt"
+
+
+def training_machine(cells: Sequence[Cell], s: Settings) -> str:
+    """The machine line for the report: this machine and its load now, before training; when
+    every run is already finished (a report-only rerun), the line saved when they trained."""
+    saved = s.out / MACHINE_FILE
+    states = [run_state(s.out / "runs" / c.name, run_config(c, s)) for c in cells]
+    if saved.is_file() and all(state == "finished" for state in states):
+        return saved.read_text(encoding="utf-8").strip()
+    machine = common.machine(s.threads)
+    s.out.mkdir(parents=True, exist_ok=True)
+    saved.write_text(machine + "\n", encoding="utf-8")
+    return machine
+
+
 def run_study(s: Settings) -> Path:
     """Train, evaluate and report every cell of `s`; returns the report's path."""
     started = time.perf_counter()
@@ -128,7 +144,7 @@ def run_study(s: Settings) -> Path:
     load_pairs(s, "train", 0)  # fetch every split into the cache before workers race for it
     load_pairs(s, "val", 0)
     test = load_pairs(s, TEST_SET, s.test_pairs)
-    machine = common.machine(s.threads)  # its load average is the one before training
+    machine = training_machine(cells, s)
     run_cells(cells, s)
     report = write_study(collect(cells, s, [tgt for _, tgt in test]), test, s, machine)
     print(f"report: {report} ({(time.perf_counter() - started) / 60:.1f} min)", flush=True)

@@ -54,8 +54,8 @@ def setup_lines(
         f"`{first.evaluation['test']['bleu']['signature']}`; chrF "
         f"`{first.evaluation['test']['chrf']['signature']}`. Brackets: 95% percentile bootstrap "
         f"interval ({s.bootstrap} resamples of the test sentences, Koehn 2004).",
-        f"- Machine: {machine} per model; {s.jobs} model(s) trained at once; "
-        f"commit {_git_commit()}.",
+        f"- Machine: {machine} (threads per model; {s.jobs} model(s) trained at once); report "
+        f"written at commit {_git_commit()}.",
         "- One training run (seed) per model: differences smaller than the intervals are noise, "
         "and seed-to-seed variation is not measured.",
         "",
@@ -257,6 +257,8 @@ def claim_lines(claims: Sequence[Claim]) -> list[str]:
     ]
     for number, claim in enumerate(claims, 1):
         lines += [f"### {number}. {claim.title}: {claim.verdict}", ""]
+        if claim.plain:
+            lines += [f"**In short:** {claim.plain}", ""]
         lines += [f"- {item}" for item in claim.evidence]
         lines += ["", f"*Rule:* {claim.rule}", ""]
     return lines
