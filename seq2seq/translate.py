@@ -78,6 +78,11 @@ class Translator:
         self.info = info or {}
         self.run_dir = run_dir
         self.device = next(model.parameters()).device
+        # whether the model runs with dynamic int8 weights (`quantize_dynamic_int8`)
+        self.quantized = any(
+            type(module).__module__.startswith("torch.ao.nn.quantized")
+            for module in model.modules()
+        )
 
     @classmethod
     def from_run(
@@ -102,14 +107,6 @@ class Translator:
             model = quantize_dynamic_int8(model)
         _, info = checkpoint.load_config(run_dir)
         return cls(model, Tokenizer.load(run_dir), cfg, info, run_dir)
-
-    @property
-    def quantized(self) -> bool:
-        """Whether the model runs with dynamic int8 weights (`quantize_dynamic_int8`)."""
-        return any(
-            type(module).__module__.startswith("torch.ao.nn.quantized")
-            for module in self.model.modules()
-        )
 
     @property
     def language_pair(self) -> tuple[str, str]:
