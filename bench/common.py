@@ -30,6 +30,7 @@ from seq2seq.data import ParallelDataset, TokenBatchSampler
 from seq2seq.distributed import Distributed
 from seq2seq.download import multi30k_file_name
 from seq2seq.model import Seq2Seq
+from seq2seq.objective import TrainingForward
 from seq2seq.session import TrainingSession, seed_everything
 from seq2seq.tokenizer import Tokenizer
 
@@ -238,7 +239,7 @@ def training_session(
         cfg,
         Path("unused"),
         model,
-        model,
+        TrainingForward(model, tc.teacher_forcing),
         optimizer,
         scheduler,
         td.tokenizer,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -46,3 +47,21 @@ def broadcast_float(value: float, ranks: Distributed, device: torch.device) -> f
     tensor = torch.tensor([value], dtype=torch.float64, device=device)
     dist.broadcast(tensor, src=0)
     return float(tensor.item())
+
+
+def all_reduce_sum(value: int, ranks: Distributed, device: torch.device) -> int:
+    """The sum of an integer over all processes."""
+    if not ranks.enabled:
+        return value
+    tensor = torch.tensor([value], dtype=torch.int64, device=device)
+    dist.all_reduce(tensor)
+    return int(tensor.item())
+
+
+def gather_objects(value: Any, ranks: Distributed) -> list[Any]:
+    """``value`` from every process, in rank order (``[value]`` for a single process)."""
+    if not ranks.enabled:
+        return [value]
+    values: list[Any] = [None] * ranks.world_size
+    dist.all_gather_object(values, value)
+    return values

@@ -24,8 +24,9 @@ from seq2seq import checkpoint
 from seq2seq.config import RunConfig, TrainConfig
 from seq2seq.corpus import load_splits
 from seq2seq.data import ParallelDataset, TokenBatchSampler
-from seq2seq.distributed import Distributed, init_distributed
+from seq2seq.distributed import Distributed, gather_objects, init_distributed
 from seq2seq.model import Seq2Seq
+from seq2seq.objective import TrainingForward
 from seq2seq.tokenizer import Tokenizer
 
 
@@ -50,7 +51,7 @@ class TrainingSession:
     cfg: RunConfig
     run_dir: Path
     model: Seq2Seq
-    wrapped: nn.Module  # the model, or its DDP wrapper
+    wrapped: nn.Module  # every training forward pass: TrainingForward, or DDP around it
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau
     tokenizer: Tokenizer
@@ -134,10 +135,10 @@ def setup(cfg: RunConfig, resume: bool = False) -> TrainingSession:
     )
     seed_everything(tc.seed)  # same initial weights whatever the data loading consumed
     model = Seq2Seq(cfg.model).to(device)
-    wrapped: nn.Module = model
+    wrapped: nn.Module = TrainingForward(model, tc.teacher_forcing)
     if ranks.enabled:
         wrapped = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
+            wrapped, device_ids=[device.index] if device.type == "cuda" else None
         )
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -189,7 +190,25 @@ def run_info(session: TrainingSession) -> dict[str, Any]:
     }
 
 
+def random_states(device: torch.device) -> dict[str, Any]:
+    """This process's random generators: what dropout and scheduled sampling draw next."""
+    states: dict[str, Any] = {"torch_rng": torch.get_rng_state(), "python_rng": random.getstate()}
+    if device.type == "cuda":
+        states["cuda_rng"] = torch.cuda.get_rng_state(device)
+    return states
+
+
+def set_random_states(states: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(states["torch_rng"])
+    random.setstate(_as_tuple(states["python_rng"]))
+    if "cuda_rng" in states and device.type == "cuda":
+        torch.cuda.set_rng_state(states["cuda_rng"], device)
+
+
 def save_resumable(session: TrainingSession) -> None:
+    """Write last.pt (rank 0). Every process must call it: each one's random state is saved,
+    since under DDP the processes draw different numbers (their batches differ in shape)."""
+    per_rank = gather_objects(random_states(session.device), session.dist)
     if not session.dist.is_main:
         return
     state = {
@@ -198,11 +217,9 @@ def save_resumable(session: TrainingSession) -> None:
         "optimizer": session.optimizer.state_dict(),
         "scheduler": session.scheduler.state_dict(),
         "progress": dataclasses.asdict(session.progress),
-        "torch_rng": torch.get_rng_state(),
-        "python_rng": random.getstate(),
+        **per_rank[0],
+        "rank_rng": per_rank,
     }
-    if session.device.type == "cuda":
-        state["cuda_rng"] = torch.cuda.get_rng_state(session.device)
     checkpoint.save_state(session.run_dir / checkpoint.STATE_FILE, state)
     checkpoint.save_config(session.run_dir, session.cfg, run_info(session))
 
@@ -214,10 +231,9 @@ def restore(session: TrainingSession) -> None:
     session.scheduler.load_state_dict(state["scheduler"])
     session.progress = Progress(**state["progress"])
     session.progress.stopped = ""  # a finished run may be continued with larger limits
-    torch.set_rng_state(state["torch_rng"])
-    random.setstate(_as_tuple(state["python_rng"]))
-    if "cuda_rng" in state and session.device.type == "cuda":
-        torch.cuda.set_rng_state(state["cuda_rng"], session.device)
+    per_rank = state.get("rank_rng", [])
+    same_world = len(per_rank) == session.dist.world_size
+    set_random_states(per_rank[session.dist.rank] if same_world else state, session.device)
     if session.dist.is_main:  # drop log lines written after the checkpoint by the killed run
         records = checkpoint.read_log(session.run_dir)
         kept = [r for r in records if r.get("step", 0) <= session.progress.step]

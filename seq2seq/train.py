@@ -16,50 +16,17 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
-from torch import Tensor
 
 from seq2seq import checkpoint
 from seq2seq.config import DecodeConfig, RunConfig
 from seq2seq.data import Batch, TokenBatchSampler
-from seq2seq.distributed import broadcast_float
+from seq2seq.distributed import all_reduce_sum, broadcast_float
 from seq2seq.metrics import score_corpus
-from seq2seq.model import Seq2Seq
+from seq2seq.objective import label_smoothed_loss
 from seq2seq.plots import plot_learning_curves
 from seq2seq.progress import ProgressReporter
 from seq2seq.search import decode_corpus
 from seq2seq.session import Progress, TrainingSession, save_resumable, setup
-from seq2seq.tokenizer import PAD_ID
-
-
-def label_smoothed_loss(logits: Tensor, gold: Tensor, smoothing: float) -> tuple[Tensor, int]:
-    """Summed cross-entropy over non-padding tokens, and their count. logits (B, T, V)."""
-    loss = F.cross_entropy(
-        logits.reshape(-1, logits.size(-1)).float(),
-        gold.reshape(-1),
-        ignore_index=PAD_ID,
-        label_smoothing=smoothing,
-        reduction="sum",
-    )
-    return loss, int((gold != PAD_ID).sum())
-
-
-def scheduled_sampling_logits(model: Seq2Seq, batch: Batch, teacher_forcing: float) -> Tensor:
-    """Log-probabilities (B, T, V) where each input is the gold token with probability
-    ``teacher_forcing`` and otherwise the model's own previous prediction (Bengio et al. 2015).
-    """
-    enc = model.encode(batch.src_ids, batch.src_lengths)
-    state = model.initial_state(enc)
-    prev = batch.tgt_in[:, 0]
-    steps = []
-    for t in range(batch.tgt_in.size(1)):
-        log_probs, state, _ = model.decode_step(prev, state, enc)
-        steps.append(log_probs)
-        if t + 1 < batch.tgt_in.size(1):
-            gold = batch.tgt_in[:, t + 1]
-            use_gold = torch.rand(gold.shape, device=gold.device) < teacher_forcing
-            prev = torch.where(use_gold, gold, log_probs.argmax(-1))
-    return torch.stack(steps, dim=1)  # log_softmax is idempotent: fine as logits for the loss
 
 
 @torch.no_grad()
@@ -91,24 +58,26 @@ def validate(session: TrainingSession) -> dict[str, float]:
 
 
 def train_step(session: TrainingSession, batch: Batch, scaler: Any) -> tuple[float, int, float]:
-    """One optimiser step: (mean loss per token, target tokens, gradient norm before clipping)."""
-    tc, model = session.cfg.train, session.wrapped
+    """One optimiser step: (mean loss per token, target tokens, gradient norm before clipping).
+
+    Every forward pass goes through ``session.wrapped`` (DDP, when distributed), and the loss is
+    divided by the target tokens of all processes together, so that DDP's mean of the gradients
+    equals one process's gradient on the union of their batches.
+    """
+    tc = session.cfg.train
     session.optimizer.zero_grad(set_to_none=True)
     use_amp = tc.amp and session.device.type == "cuda"
     with torch.autocast(device_type=session.device.type, dtype=torch.float16, enabled=use_amp):
-        if tc.teacher_forcing < 1.0:
-            logits = scheduled_sampling_logits(session.model, batch, tc.teacher_forcing)
-        else:
-            logits = model(batch.src_ids, batch.src_lengths, batch.tgt_in)
+        logits = session.wrapped(batch.src_ids, batch.src_lengths, batch.tgt_in)
         loss_sum, tokens = label_smoothed_loss(logits, batch.tgt_out, tc.label_smoothing)
-    loss = loss_sum / max(tokens, 1)
-    scaler.scale(loss).backward()
+    all_tokens = all_reduce_sum(tokens, session.dist, session.device)
+    scaler.scale(loss_sum * (session.dist.world_size / max(all_tokens, 1))).backward()
     scaler.unscale_(session.optimizer)
     max_norm = tc.clip_norm if tc.clip_norm > 0 else float("inf")
     grad_norm = float(torch.nn.utils.clip_grad_norm_(session.model.parameters(), max_norm))
     scaler.step(session.optimizer)
     scaler.update()
-    return loss.item(), tokens, grad_norm
+    return loss_sum.item() / max(tokens, 1), tokens, grad_norm
 
 
 def set_warmup_lr(session: TrainingSession) -> None:

@@ -25,6 +25,7 @@ from seq2seq.config import (
 )
 from seq2seq.data import ParallelDataset, TokenBatchSampler
 from seq2seq.model import Seq2Seq
+from seq2seq.objective import TrainingForward, scheduled_sampling_logits
 from seq2seq.search import decode_corpus
 
 REPO = Path(__file__).resolve().parents[1]
@@ -234,9 +235,27 @@ def test_weights_with_another_shape_are_rejected(tmp_path):
     )
 
 
-@pytest.mark.slow
-def test_ddp_two_processes_train_and_agree(tmp_path):
+DDP_CONFIG = """
+data: {{corpus: files, src_lang: xx, tgt_lang: yy, train: "{spec}", valid: "{spec}",
+       max_valid_pairs: 40}}
+subword: {{vocab_size: 300, model_type: bpe}}
+model: {{embed_size: 16, hidden_size: 32, dropout: 0.0, src_vocab_size: 300, tgt_vocab_size: 300}}
+train: {{name: ddp, max_tokens: 200, max_steps: 12, valid_every: 4, checkpoint_every: 4,
+        log_every: 1, lr: 0.005, lr_patience: 0, patience: 2, clip_norm: 0.0,
+        teacher_forcing: 0.7, threads: 1, progress: log}}
+"""
+
+
+@pytest.fixture(scope="module")
+def ddp_records(tmp_path_factory) -> tuple[Path, list[dict]]:
+    """One real two-process `seq2seq train` under torchrun (tests/ddp_worker.py): a straight run
+    `a`, and a run `b` killed after step 10 and resumed."""
+    tmp_path = tmp_path_factory.mktemp("ddp")
     spec = write_task_files(tmp_path / "corpus", 400, seed=6)
+    config = tmp_path / "ddp.yaml"
+    config.write_text(DDP_CONFIG.format(spec=spec))
+    out, records = tmp_path / "out", tmp_path / "records"
+    records.mkdir()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     command = [
         sys.executable,
@@ -245,8 +264,9 @@ def test_ddp_two_processes_train_and_agree(tmp_path):
         "--standalone",
         "--nproc_per_node=2",
         str(REPO / "tests" / "ddp_worker.py"),
-        spec,
-        str(tmp_path / "out"),
+        str(config),
+        str(out),
+        str(records),
     ]
     process = subprocess.Popen(
         command,
@@ -257,17 +277,74 @@ def test_ddp_two_processes_train_and_agree(tmp_path):
         start_new_session=True,  # so that a hang can be ended with all its workers
     )
     try:
-        _, stderr = process.communicate(timeout=180)
+        _, stderr = process.communicate(timeout=300)
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         raise
     assert process.returncode == 0, stderr[-3000:]
-    ranks = [torch.load(tmp_path / "out" / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
-    for name, tensor in ranks[0]["model"].items():
-        assert torch.equal(tensor, ranks[1]["model"][name]), name
-    assert ranks[0]["indices"] != ranks[1]["indices"]  # each rank saw its own shard
-    losses = ranks[0]["losses"]
-    assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5  # loss falls
+    return out, [torch.load(records / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+
+
+@pytest.mark.slow
+def test_ddp_step_equals_one_process_on_the_union_of_the_shards(ddp_records):
+    out, ranks = ddp_records
+    cfg, _ = checkpoint.load_config(out / "a" / "ddp")
+    assert cfg.train.teacher_forcing < 1 and cfg.model.dropout == 0
+    model = Seq2Seq(cfg.model)
+    model.load_state_dict(ranks[0]["step1"]["initial"])
+    torch.testing.assert_close(ranks[1]["step1"]["initial"], ranks[0]["step1"]["initial"])
+    forward = TrainingForward(model, cfg.train.teacher_forcing).train()
+    total, tokens = 0.0, 0
+    for rank in ranks:  # each shard fed as its process fed it (same scheduled-sampling draws)
+        src_ids, src_lengths, tgt_in, tgt_out = rank["step1"]["batch"]
+        torch.set_rng_state(rank["step1"]["rng"])
+        loss, n = training.label_smoothed_loss(
+            forward(src_ids, src_lengths, tgt_in), tgt_out, cfg.train.label_smoothing
+        )
+        total, tokens = total + loss, tokens + n
+    assert not torch.equal(ranks[0]["step1"]["batch"][0], ranks[1]["step1"]["batch"][0])
+    (total / tokens).backward()
+    for name, param in model.named_parameters():
+        for rank in ranks:
+            torch.testing.assert_close(
+                rank["step1"]["grads"][name], param.grad, rtol=1e-4, atol=1e-6
+            )
+
+
+@pytest.mark.slow
+def test_ddp_ranks_take_the_same_decisions_and_end_equal(ddp_records):
+    _, ranks = ddp_records
+    lrs = [dict(rank["lr"]["a"]) for rank in ranks]
+    assert lrs[0] == lrs[1]
+    assert lrs[0][12] < lrs[0][1]  # the plateau scheduler cut the rate, on both ranks alike
+    ended = [rank["ended"]["a"] for rank in ranks]
+    assert ended[0]["stopped"] == ended[1]["stopped"]
+    assert ended[0]["step"] == ended[1]["step"] == 12
+    assert ended[0]["best_step"] == ended[1]["best_step"]
+    for name, tensor in ended[0]["model"].items():
+        assert torch.equal(tensor, ended[1]["model"][name]), name
+
+
+@pytest.mark.slow
+def test_ddp_only_rank_0_writes_the_run_directory(ddp_records):
+    out, ranks = ddp_records
+    assert ranks[1]["writes"] == []
+    written = {Path(w.split(" ", 1)[1]).name for w in ranks[0]["writes"]}
+    assert {"config.json", "last.pt", "train_log.jsonl"} <= written
+
+
+@pytest.mark.slow
+def test_ddp_resume_continues_identically(ddp_records):
+    out, ranks = ddp_records
+    for rank in ranks:
+        straight, resumed = rank["ended"]["a"], rank["ended"]["b"]
+        assert dict(rank["lr"]["b"]) == dict(rank["lr"]["a"])  # the last value of each step
+        assert resumed["step"] == straight["step"] and resumed["stopped"] == straight["stopped"]
+        for name, tensor in straight["model"].items():
+            torch.testing.assert_close(resumed["model"][name], tensor, rtol=1e-5, atol=1e-6)
+    log_a = [r for r in checkpoint.read_log(out / "a" / "ddp") if "valid_bleu" in r]
+    log_b = [r for r in checkpoint.read_log(out / "b" / "ddp") if "valid_bleu" in r]
+    assert [r["step"] for r in log_b] == [r["step"] for r in log_a] == [4, 8, 12]
 
 
 def test_scheduled_sampling_feeds_gold_or_own_predictions():
@@ -276,10 +353,11 @@ def test_scheduled_sampling_feeds_gold_or_own_predictions():
         ModelConfig(embed_size=8, hidden_size=12, dropout=0.0, src_vocab_size=20, tgt_vocab_size=20)
     ).eval()
     batch = reverse_task(4, 3, 6, seed=9).collate([0, 1, 2, 3])
+    inputs = (batch.src_ids, batch.src_lengths, batch.tgt_in)
     with torch.no_grad():
         teacher = torch.log_softmax(model(batch.src_ids, batch.src_lengths, batch.tgt_in), -1)
-        gold = training.scheduled_sampling_logits(model, batch, teacher_forcing=1.0)
-        own = training.scheduled_sampling_logits(model, batch, teacher_forcing=0.0)
+        gold = scheduled_sampling_logits(model, *inputs, teacher_forcing=1.0)
+        own = scheduled_sampling_logits(model, *inputs, teacher_forcing=0.0)
         greedy = decode_corpus(
             model,
             [batch.src_ids[i, :n].tolist() for i, n in enumerate(batch.src_lengths.tolist())],

@@ -1,0 +1,64 @@
+"""What training optimises: the forward pass under the feeding policy, and the loss.
+
+The feeding policy (teacher forcing, or scheduled sampling) is training's, not the model's, so it
+lives here as `TrainingForward`: one module whose ``forward`` is every pass training makes, so
+that DistributedDataParallel, which wraps it, sees each one and averages its gradients.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from seq2seq.model import Seq2Seq
+from seq2seq.tokenizer import PAD_ID
+
+
+def label_smoothed_loss(logits: Tensor, gold: Tensor, smoothing: float) -> tuple[Tensor, int]:
+    """Summed cross-entropy over non-padding tokens, and their count. logits (B, T, V)."""
+    loss = F.cross_entropy(
+        logits.reshape(-1, logits.size(-1)).float(),
+        gold.reshape(-1),
+        ignore_index=PAD_ID,
+        label_smoothing=smoothing,
+        reduction="sum",
+    )
+    return loss, int((gold != PAD_ID).sum())
+
+
+def scheduled_sampling_logits(
+    model: Seq2Seq, src_ids: Tensor, src_lengths: Tensor, tgt_in: Tensor, teacher_forcing: float
+) -> Tensor:
+    """Log-probabilities (B, T, V) where each input is the gold token with probability
+    ``teacher_forcing`` and otherwise the model's own previous prediction (Bengio et al. 2015).
+    """
+    enc = model.encode(src_ids, src_lengths)
+    state = model.initial_state(enc)
+    prev = tgt_in[:, 0]
+    steps = []
+    for t in range(tgt_in.size(1)):
+        log_probs, state, _ = model.decode_step(prev, state, enc)
+        steps.append(log_probs)
+        if t + 1 < tgt_in.size(1):
+            gold = tgt_in[:, t + 1]
+            use_gold = torch.rand(gold.shape, device=gold.device) < teacher_forcing
+            prev = torch.where(use_gold, gold, log_probs.argmax(-1))
+    return torch.stack(steps, dim=1)  # log_softmax is idempotent: fine as logits for the loss
+
+
+class TrainingForward(nn.Module):
+    """``model`` fed the gold previous token (teacher forcing), or with probability
+    ``1 - teacher_forcing`` its own prediction. Returns logits (B, T, V)."""
+
+    def __init__(self, model: Seq2Seq, teacher_forcing: float = 1.0) -> None:
+        super().__init__()
+        self.model = model
+        self.teacher_forcing = teacher_forcing
+
+    def forward(self, src_ids: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> Tensor:
+        if self.teacher_forcing < 1.0:
+            return scheduled_sampling_logits(
+                self.model, src_ids, src_lengths, tgt_in, self.teacher_forcing
+            )
+        return self.model(src_ids, src_lengths, tgt_in)
