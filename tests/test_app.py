@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -54,6 +55,39 @@ def server_url(translators: dict[str, Any]) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def client(server_url: str) -> Client:
     return Client(server_url, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def two_pair_demo() -> tuple[gr.Blocks, dict[str, str]]:
+    """The page over the shipped German → English and English → German runs, German first;
+    with the run names by source language."""
+    shipped = app.load_translators(REPO / "checkpoints")
+    names = {t.language_pair: name for name, t in shipped.items()}
+    missing_pairs = {("de", "en"), ("en", "de")} - set(names)
+    assert not missing_pairs, f"checkpoints/ has no run for {missing_pairs}"
+    de_en, en_de = names["de", "en"], names["en", "de"]
+    demo = app.build_demo({de_en: shipped[de_en], en_de: shipped[en_de]})
+    return demo, {"de": de_en, "en": en_de}
+
+
+def block(demo: gr.Blocks, **attributes: Any) -> Any:
+    """The one block of the page whose attributes have these values (e.g. elem_id="model")."""
+    found = [
+        b
+        for b in demo.blocks.values()
+        if all(getattr(b, key, None) == value for key, value in attributes.items())
+    ]
+    assert len(found) == 1, f"{len(found)} blocks with {attributes}"
+    return found[0]
+
+
+def fire(demo: gr.Blocks, trigger: Any, event: str, value: Any) -> dict[int, dict[str, Any]]:
+    """Run the handler wired to ``trigger``'s ``event`` as the server does (Gradio's pre- and
+    postprocessing included); its updates by output block id."""
+    handlers = [fn for fn in demo.fns.values() if (trigger._id, event) in fn.targets]
+    assert len(handlers) == 1, f"{len(handlers)} handlers for {event} of {trigger}"
+    result = asyncio.run(demo.process_api(handlers[0], [value]))
+    return {b._id: update for b, update in zip(handlers[0].outputs, result["data"], strict=True)}
 
 
 def translate(client: Client, text: str, mode: str = "beam", beam: int = 3) -> tuple[Any, ...]:
@@ -166,6 +200,46 @@ def test_page_with_two_models_builds(translators: dict[str, Any]) -> None:
     assert dropdowns and dropdowns[0].visible and dropdowns[0].choices
     assert "German → English" in app.pair_label(translator)
     assert "Parameters" in app.facts_table(translator)
+
+
+def test_switching_model_changes_pair_label_and_examples(
+    two_pair_demo: tuple[gr.Blocks, dict[str, str]],
+) -> None:
+    demo, names = two_pair_demo
+    model, pair = block(demo, elem_id="model"), block(demo, elem_id="pair")
+    # Each examples block is the column holding one gr.Examples' dataset.
+    examples = {
+        b.parent._id: [row[0] for row in b.samples]
+        for b in demo.blocks.values()
+        if isinstance(b, gr.Dataset)
+    }
+    german, english = app.read_examples("de"), app.read_examples("en")
+    assert german and english and german != english
+    shown = [examples[i] for i in examples if demo.blocks[i].visible]
+    assert "German → English" in pair.value and shown == [german]
+
+    for lang, label, sentences in (
+        ("en", "English → German", english),
+        ("de", "German → English", german),  # and back again
+    ):
+        updates = fire(demo, model, "change", names[lang])
+        assert label in updates[pair._id]["value"]
+        # Every examples block is told whether to show; only the new source language's shows.
+        assert set(examples) <= set(updates)
+        shown = [examples[i] for i in examples if updates[i]["visible"]]
+        assert shown == [sentences], f"{names[lang]} shows {shown}"
+
+
+def test_greedy_disables_the_beam_slider(two_pair_demo: tuple[gr.Blocks, dict[str, str]]) -> None:
+    demo, _ = two_pair_demo
+    mode, beam = block(demo, elem_id="mode"), block(demo, label="Beam size")
+    assert mode.value == "beam" and beam.interactive is not False and beam.visible
+    off = fire(demo, mode, "change", "greedy")[beam._id]
+    # Greedy ignores the beam size: the slider is either locked or hidden.
+    key = "interactive" if off.get("interactive") is False else "visible"
+    assert off.get(key) is False, f"greedy leaves the beam slider usable: {off}"
+    on = fire(demo, mode, "change", "beam")[beam._id]
+    assert on.get(key) is True, f"beam does not give the slider back: {on}"
 
 
 def test_int8_models_serve_and_say_so(trained_run: Path, translators: dict[str, Any]) -> None:

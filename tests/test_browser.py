@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import Browser, Page
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -51,6 +51,22 @@ HEATMAP_DRAWN = """() => {
     return Array.from(els).some(drawn);
 }"""
 
+# Both of the slider's inputs (number box and range) follow its interactive flag.
+BEAM_SLIDER_DISABLED = """disabled => {
+    const inputs = document.querySelectorAll('input[aria-label$="for Beam size"]');
+    return inputs.length === 2 && Array.from(inputs).every((el) => el.disabled === disabled);
+}"""
+# The n-best table is an ARIA grid: one row per candidate, read off its cells' text.
+NBEST_ROWS = """() => Array.from(document.querySelectorAll('#nbest [role=row]'))
+    .map((row) => Array.from(row.querySelectorAll('[role=gridcell]')))
+    .filter((cells) => cells.length > 0)
+    .map((cells) => cells.map((cell) => cell.innerText.trim()))"""
+NBEST_RENDERED = """() => {
+    const grid = document.querySelector('#nbest [role=grid]');
+    const rows = document.querySelectorAll('#nbest [role=row] [role=gridcell]:first-child');
+    return rows.length > 0 && rows.length === Number(grid.getAttribute('aria-rowcount')) - 1;
+}"""
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -60,7 +76,12 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def page_url(trained_run: Path) -> Iterator[str]:
-    demo = app.build_demo(app.load_translators(trained_run.parent))
+    """The page over the trained German → English run and the shipped English → German one."""
+    translators = app.load_translators(trained_run.parent)
+    shipped = app.load_translators(REPO / "checkpoints")
+    en_de = [name for name, t in shipped.items() if t.language_pair == ("en", "de")]
+    assert en_de, "checkpoints/ has no English → German run"
+    demo = app.build_demo({**translators, en_de[0]: shipped[en_de[0]]})
     port = free_port()
     try:
         demo.launch(
@@ -75,6 +96,31 @@ def page_url(trained_run: Path) -> Iterator[str]:
         demo.close()
 
 
+@pytest.fixture(scope="module")
+def browser(chromium: Path) -> Iterator[Browser]:
+    """One headless chromium for the module's tests; each test opens its own page."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, page_url: str) -> Iterator[Page]:
+    """The demo, loaded and ready for input."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    try:
+        page.goto(page_url, timeout=60_000)
+        page.wait_for_selector("#source textarea", timeout=60_000)
+        yield page
+    finally:
+        page.close()
+
+
 def save_screenshot(page: Page, tmp_path: Path, name: str) -> Path:
     path = tmp_path / name
     page.screenshot(path=str(path), full_page=True)
@@ -85,41 +131,76 @@ def save_screenshot(page: Page, tmp_path: Path, name: str) -> Path:
     return path
 
 
-def test_translate_in_the_browser(chromium: Path, page_url: str, tmp_path: Path) -> None:
-    from playwright.sync_api import sync_playwright
+def test_translate_in_the_browser(page: Page, tmp_path: Path) -> None:
+    assert "German → English" in page.inner_text("#pair")
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900})
-            page.goto(page_url, timeout=60_000)
-            page.wait_for_selector("#source textarea", timeout=60_000)
-            assert "German → English" in page.inner_text("#pair")
+    page.click("#translate")  # empty source: a toast, not a stack trace
+    page.wait_for_selector("text=Please enter a sentence to translate.", timeout=30_000)
+    example = app.read_examples("de")[0]
+    page.get_by_text(example[:30]).first.click()
+    page.wait_for_function(
+        "text => document.querySelector('#source textarea').value === text",
+        arg=example,
+        timeout=30_000,
+    )
 
-            page.click("#translate")  # empty source: a toast, not a stack trace
-            page.wait_for_selector("text=Please enter a sentence to translate.", timeout=30_000)
-            example = app.read_examples("de")[0]
-            page.get_by_text(example[:30]).first.click()
-            page.wait_for_function(
-                "text => document.querySelector('#source textarea').value === text",
-                arg=example,
-                timeout=30_000,
-            )
+    page.fill("#source textarea", "Ein Mann fährt mit dem Fahrrad die Straße entlang.")
+    page.click("#translate")
+    page.wait_for_function(
+        "() => document.querySelector('#output textarea').value.length > 0",
+        timeout=60_000,
+    )
+    page.wait_for_function(HEATMAP_DRAWN, timeout=60_000)
+    assert page.input_value("#output textarea").strip()
+    assert " ms" in page.inner_text("#timing")
+    shot = save_screenshot(page, tmp_path, "demo_translate.png")
+    assert shot.stat().st_size > 10_000
 
-            page.fill("#source textarea", "Ein Mann fährt mit dem Fahrrad die Straße entlang.")
-            page.click("#translate")
-            page.wait_for_function(
-                "() => document.querySelector('#output textarea').value.length > 0",
-                timeout=60_000,
-            )
-            page.wait_for_function(HEATMAP_DRAWN, timeout=60_000)
-            assert page.input_value("#output textarea").strip()
-            assert " ms" in page.inner_text("#timing")
-            shot = save_screenshot(page, tmp_path, "demo_translate.png")
-            assert shot.stat().st_size > 10_000
+    page.get_by_role("tab", name="About the models").click()
+    page.wait_for_selector("text=Best validation BLEU", timeout=30_000)
+    save_screenshot(page, tmp_path, "demo_about.png")
 
-            page.get_by_role("tab", name="About the models").click()
-            page.wait_for_selector("text=Best validation BLEU", timeout=30_000)
-            save_screenshot(page, tmp_path, "demo_about.png")
-        finally:
-            browser.close()
+
+def test_decoding_controls_nbest_and_model_switch(page: Page) -> None:
+    """Greedy locks the beam slider; beam K shows K ranked candidates per line; switching the
+    model changes the language pair and the examples."""
+    page.get_by_label("greedy", exact=True).check()
+    page.wait_for_function(BEAM_SLIDER_DISABLED, arg=True, timeout=10_000)
+    page.get_by_label("beam", exact=True).check()
+    page.wait_for_function(BEAM_SLIDER_DISABLED, arg=False, timeout=10_000)
+
+    k = 3  # not the run's default beam, so a slider value that never arrives shows
+    beam_number = page.get_by_label("number input for Beam size")
+    beam_number.fill(str(k))
+    beam_number.press("Enter")
+    page.fill("#source textarea", "Ein Mann fährt mit dem Fahrrad.\nZwei Hunde spielen im Schnee.")
+    page.click("#translate")
+    page.wait_for_function(
+        "() => document.querySelector('#timing').innerText.includes('Translated')",
+        timeout=60_000,
+    )
+    assert f"beam {k}" in page.inner_text("#timing")
+    page.wait_for_function(NBEST_RENDERED, timeout=30_000)
+    rows = [
+        (int(line), int(rank), text, float(score))
+        for line, rank, text, score in page.evaluate(NBEST_ROWS)
+    ]
+    outputs = page.input_value("#output textarea").split("\n")
+    for line in (1, 2):
+        candidates = [row for row in rows if row[0] == line]
+        assert [rank for _, rank, _, _ in candidates] == list(range(1, k + 1)), rows
+        scores = [score for *_, score in candidates]
+        assert scores == sorted(scores, reverse=True), f"line {line} not best first: {rows}"
+        assert candidates[0][2] == outputs[line - 1]
+    assert len(rows) == 2 * k, rows
+
+    current = page.input_value("#model input")
+    page.click("#model input")
+    page.get_by_role("option").filter(has_not_text=current).first.click()
+    page.wait_for_function(
+        "() => document.querySelector('#pair').innerText.includes('English → German')",
+        timeout=30_000,
+    )
+    english, german = app.read_examples("en")[0], app.read_examples("de")[0]
+    page.get_by_text(english[:30]).first.wait_for(state="visible", timeout=30_000)
+    assert not page.get_by_text(german[:30]).first.is_visible()
