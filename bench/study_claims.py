@@ -275,7 +275,10 @@ def claim_gru_faster(ev: Evidence) -> Claim:
     if not (pairs := _gru_lstm_pairs(ev)):
         return _unmeasured(title, rule, ["a gru/lstm pair"])
     speed = {n: ev.results[n].speed["tokens_per_s"] or 0.0 for pair in pairs for n in pair}
-    ratios = [speed[g] / speed[lstm] if speed[lstm] else float("nan") for g, lstm in pairs]
+    # No clean training step leaves no speed (0 here): no ratio, not an endlessly slow GRU.
+    ratios = [
+        speed[g] / speed[lstm] if speed[g] and speed[lstm] else float("nan") for g, lstm in pairs
+    ]
     evidence = [
         f"{g} {speed[g]:.0f} vs {lstm} {speed[lstm]:.0f} tokens/s (x{ratio:.2f})"
         for (g, lstm), ratio in zip(pairs, ratios, strict=True)

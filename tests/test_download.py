@@ -91,6 +91,18 @@ def write_gzip(path: Path, text: str) -> Path:
     return path
 
 
+DOWNLOAD_LOGGER = "seq2seq.download"
+
+
+def warnings_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The warnings seq2seq.download logged while caplog captured it."""
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == DOWNLOAD_LOGGER and r.levelno == logging.WARNING
+    ]
+
+
 # --- Multi30k download --------------------------------------------------------------------------
 
 
@@ -137,9 +149,11 @@ def test_corrupted_cache_is_downloaded_again(multi30k_dir, serve, tmp_path, capl
     server = serve(multi30k_dir)
     path = fetch_multi30k_file("val", "de", tmp_path, server.url)
     flip_byte(path)
-    with caplog.at_level(logging.WARNING, logger="seq2seq.corpus"):
+    with caplog.at_level(logging.WARNING, logger=DOWNLOAD_LOGGER):
         assert fetch_multi30k_file("val", "de", tmp_path, server.url) == path
-    assert "downloading it again" in caplog.text
+    (warning,) = warnings_logged(caplog)
+    assert str(path) in warning and "downloading it again" in warning
+    assert f"expected {MULTI30K_SHA256['val.de.gz']}" in warning
     assert sha256(path) == MULTI30K_SHA256["val.de.gz"]
     assert server.paths == ["/val.de.gz"] * 2
 
@@ -160,9 +174,11 @@ def test_unverified_file_is_trusted_on_first_use_then_checked(serve, tmp_path, c
     first = write_gzip(mirror / "test_2017_mscoco.fr.gz", "Un chat.\n")
     server = serve(mirror)
     cache = tmp_path / "cache"
-    with caplog.at_level(logging.WARNING, logger="seq2seq.corpus"):
+    with caplog.at_level(logging.WARNING, logger=DOWNLOAD_LOGGER):
         path = fetch_multi30k_file("test_2017_mscoco", "fr", cache, server.url)
-    assert "unverified" in caplog.text
+    (warning,) = warnings_logged(caplog)
+    assert str(path) in warning and "unverified" in warning
+    assert sha256(first) in warning
     manifest = (cache / MANIFEST_NAME).read_text()
     assert manifest == f"{sha256(first)}  test_2017_mscoco.fr.gz\n"
 

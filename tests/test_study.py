@@ -222,60 +222,244 @@ def test_training_speed_ignores_a_minority_of_slowed_steps(evaluation):
     assert speed["tokens_per_s"] == 100.0 and speed["seconds_per_epoch"] == 10.0
 
 
-def fake_result(grid: ModuleType, evaluation: ModuleType, name: str, **measured: Any) -> Any:
+# --- The claim rules on constructed results -------------------------------------------------------
+# A constructed test set on the edges of the study's length buckets: six short sentences (8 source
+# words, the most a short one has), six of 16 words (the most that is not long) and six long ones
+# (17). A system's output on each group is "g" (the reference: BLEU 100), "b" (as many words, none
+# of them right: BLEU 0), "e" or "o" (the reference on even or odd rows only) or "m" (on the first
+# four of six), written short-middle-long: "ggb" is right except on the long sentences. Unclear
+# cases lean to one side with an interval across the threshold, so a rule that read the estimate
+# instead of the interval's end would decide them.
+GROUP_WORDS = (8, 16, 17)
+GROUP_SIZE = 6
+SOURCES = [" ".join(["Wort"] * n) for n in GROUP_WORDS for _ in range(GROUP_SIZE)]
+REFERENCES = [
+    " ".join(f"w{i}x{j}" for j in range(len(source.split()))) for i, source in enumerate(SOURCES)
+]
+# L, the loss gradient 6 steps back over the one at the end, is decay**6: 0.016, 0.38, 0.74, 0.94.
+VANISH, FADE, KEEP, GROW = 0.5, 0.85, 0.95, 0.99
+Cells = dict[str, dict[str, Any]]  # cell name -> keyword arguments of fake_result
+
+
+def output_stats(pattern: str) -> np.ndarray:
+    """BLEU statistics (N, 10) of an output that follows `pattern`, one letter per group."""
+    bad = [" ".join(["zz"] * len(ref.split())) for ref in REFERENCES]
+    right = {
+        "g": lambda i: True,
+        "b": lambda i: False,
+        "e": lambda i: i % 2 == 0,
+        "o": lambda i: i % 2 == 1,
+        "m": lambda i: i % GROUP_SIZE < 4,
+    }
+    hyps = [
+        REFERENCES[i] if right[pattern[i // GROUP_SIZE]](i) else bad[i]
+        for i in range(len(REFERENCES))
+    ]
+    return sentence_statistics(BLEU(), hyps, REFERENCES)
+
+
+def fake_result(
+    grid: ModuleType,
+    evaluation: ModuleType,
+    name: str,
+    *,
+    out: str = "ggg",
+    decay: float = 0.9,
+    near: float = 1.0,
+    median: float = 1.0,
+    peak: float = 1.0,
+    tokens_per_s: float = 100.0,
+    parameters: int = 1000,
+) -> Any:
+    """A finished cell as the study reads it: a training log of 100 steps (gradient norm `median`
+    but `peak` twice), a loss gradient `near` at the end and decay**d d steps back, and test
+    output `out`."""
     gradients = {
         state: {
-            "recurrence": measured.get("recurrence", [1.0] * 21),
-            "loss": measured.get("loss", [1.0]),
+            "recurrence": [1.0] * 21,
+            "loss": [near] + [decay**d for d in range(1, 10)],
         }
         for state in ("trained", "init")
     }
+    norms = [median] * 98 + [peak] * 2
+    records = [
+        {"step": s, "epoch": 0, "tokens": 100, "tokens_per_s": tokens_per_s, "grad_norm": g}
+        for s, g in enumerate(norms, 1)
+    ]
     return evaluation.CellResult(
         grid.CELLS[name],
         RunConfig(),
-        {"parameters": measured.get("parameters", 1000)},
-        measured.get("records", []),
+        {"parameters": parameters},
+        records,
         {"gradients": gradients},
-        np.zeros((4, 10), dtype=np.int64),
+        output_stats(out),
     )
 
 
-def evidence(claims: ModuleType, results: dict[str, Any]) -> Any:
-    rows = np.arange(4)
-    return claims.Evidence(results, rows[:2], rows[2:], rows, n=10, distance=20)
+def evidence(
+    claims: ModuleType, grid: ModuleType, results: dict[str, Any], sources: list[str] = SOURCES
+) -> Any:
+    return claims.build_evidence(results, sources, grid.Settings(bootstrap=200, window=21))
+
+
+def decide(
+    grid: ModuleType,
+    evaluation: ModuleType,
+    claims: ModuleType,
+    rule: str,
+    cells: Cells,
+    sources: list[str] = SOURCES,
+) -> Any:
+    results = {name: fake_result(grid, evaluation, name, **spec) for name, spec in cells.items()}
+    return getattr(claims, f"claim_{rule}")(evidence(claims, grid, results, sources))
+
+
+def trio(rnn: dict[str, Any], gru: dict[str, Any], lstm: dict[str, Any]) -> Cells:
+    return {"rnn-none": rnn, "gru-none": gru, "lstm-none": lstm}
+
+
+def attention(*kinds: str) -> Cells:
+    """Cells of each kind whose attention helps only long sentences ("+"), all alike ("="),
+    hurts long ones ("-") or changes nothing ("0")."""
+    outputs = {"+": ("ggb", "ggg"), "=": ("bbb", "ggg"), "-": ("ggg", "ggb"), "0": ("ggg", "ggg")}
+    cells = {}
+    for cell, effect in zip(("rnn", "gru", "lstm"), kinds, strict=True):
+        none, bahdanau = outputs[effect]
+        cells |= {f"{cell}-none": {"out": none}, f"{cell}-bahdanau": {"out": bahdanau}}
+    return cells
+
+
+def twins(gru: dict[str, Any], lstm: dict[str, Any], kind: str = "none") -> Cells:
+    return {f"gru-{kind}": gru, f"lstm-{kind}": lstm}
+
+
+# Per rule: cells that confirm it, refute it, leave it unclear.
+RULE_CASES: dict[str, tuple[Cells, Cells, Cells]] = {
+    "vanishing": (
+        trio({"decay": VANISH}, {"decay": KEEP}, {"decay": KEEP}),
+        trio({"decay": GROW}, {"decay": KEEP}, {"decay": KEEP}),
+        trio({"decay": VANISH}, {"decay": FADE}, {"decay": FADE}),  # every cell loses it
+    ),
+    "spikes": (  # spikiness = peak / median
+        trio({"peak": 10.0}, {"peak": 1.0}, {"peak": 1.0}),
+        trio({"peak": 1.0}, {"peak": 10.0}, {"peak": 10.0}),
+        trio({"peak": 1.5}, {"peak": 1.0}, {"peak": 1.0}),
+    ),
+    "rnn_long": (
+        trio({"out": "ggb"}, {"out": "ggg"}, {"out": "ggg"}),
+        trio({"out": "ggg"}, {"out": "ggb"}, {"out": "ggg"}),
+        trio({"out": "ggo"}, {"out": "ggm"}, {"out": "ggm"}),  # +17 [-33, +67] on long
+    ),
+    "lstm_fixes": (
+        {"rnn-none": {"out": "bbb", "decay": VANISH}, "lstm-none": {"out": "ggg", "decay": KEEP}},
+        {"rnn-none": {"out": "ggg", "decay": VANISH}, "lstm-none": {"out": "bbb", "decay": KEEP}},
+        {"rnn-none": {"out": "bbb", "decay": VANISH}, "lstm-none": {"out": "ggg", "decay": FADE}},
+    ),
+    "gru_parameters": (
+        twins({"parameters": 900}, {"parameters": 1000})
+        | twins({"parameters": 900}, {"parameters": 1000}, "bahdanau"),
+        twins({"parameters": 900}, {"parameters": 1000})
+        | twins({"parameters": 1000}, {"parameters": 1000}, "bahdanau"),
+        {"gru-none": {"parameters": 900}, "lstm-bahdanau": {"parameters": 1000}},  # no twins
+    ),
+    "gru_faster": (
+        twins({"tokens_per_s": 110.0}, {"tokens_per_s": 100.0}),
+        twins({"tokens_per_s": 90.0}, {"tokens_per_s": 100.0}),
+        twins({"tokens_per_s": 102.0}, {"tokens_per_s": 100.0}),
+    ),
+    "gru_as_good": (
+        twins({"out": "ggg"}, {"out": "ggg"}),
+        twins({"out": "bbb"}, {"out": "ggg"}),
+        twins({"out": "eee"}, {"out": "ooo"}),  # +0 [-40, +57]
+    ),
+    "bidirectional": (
+        {"gru-bahdanau": {"out": "ggg"}, "gru-bahdanau-uni": {"out": "bbb"}},
+        {"gru-bahdanau": {"out": "bbb"}, "gru-bahdanau-uni": {"out": "ggg"}},
+        {"gru-bahdanau": {"out": "mmm"}, "gru-bahdanau-uni": {"out": "ooo"}},  # +17 [-16, +51]
+    ),
+    "attention_long": (  # the majority of cell types decides
+        attention("+", "+", "-"),
+        attention("-", "-", "+"),
+        attention("+", "-", "0"),
+    ),
+}
+
+
+# Conditions of a rule that its three cases above leave untested.
+MORE_CASES = [
+    # Gated cells are better on long sentences, but the tanh RNN is at its best there.
+    ("rnn_long", trio({"out": "bbo"}, {"out": "ggg"}, {"out": "ggg"}), "unclear"),
+    # Attention helps, but long sentences no more than short ones: it closes no gap.
+    ("attention_long", attention("=", "=", "="), "unclear"),
+]
+
+
+def test_every_claim_has_rule_cases(grid, claims):
+    assert {f"claim_{rule}" for rule in RULE_CASES} == {c.__name__ for c in claims.CLAIMS}
+    assert (grid.LENGTH_EDGES[0], grid.LENGTH_EDGES[-1]) == GROUP_WORDS[:2]
 
 
 @pytest.mark.parametrize(
-    ("rnn_decay", "gated_decay", "verdict"),
-    [(0.5, 0.95, "confirmed"), (0.5, 0.85, "unclear"), (0.99, 0.95, "refuted")],
+    ("rule", "cells", "verdict"),
+    [
+        pytest.param(rule, cells, verdict, id=f"{rule}-{verdict}")
+        for rule, cases in RULE_CASES.items()
+        for cells, verdict in zip(cases, ("confirmed", "refuted", "unclear"), strict=True)
+    ]
+    + [pytest.param(*case, id=f"{case[0]}-{case[2]}-more") for case in MORE_CASES],
 )
-def test_vanishing_claim_follows_its_rule(
-    grid, evaluation, claims, rnn_decay, gated_decay, verdict
-):
-    decays = {"rnn-none": rnn_decay, "gru-none": gated_decay, "lstm-none": gated_decay}
-    results = {
-        name: fake_result(grid, evaluation, name, loss=[decay**d for d in range(10)])
-        for name, decay in decays.items()
-    }
-    claim = claims.claim_vanishing(evidence(claims, results))
-    # L at d=6: rnn 0.016 or 0.94; gated 0.74 (does not vanish) or 0.38 (vanishes too)
-    assert claim.verdict == verdict
-    assert "%" in claim.plain
+def test_claim_rules_decide_constructed_results(grid, evaluation, claims, rule, cells, verdict):
+    claim = decide(grid, evaluation, claims, rule, cells)
+    assert claim.verdict == verdict, claim.evidence
+    assert claim.evidence and claim.rule
 
 
-def test_claims_without_their_cells_are_unclear_and_say_why(claims):
-    decided = [decide(evidence(claims, {})) for decide in claims.CLAIMS]
+def test_claims_without_their_cells_are_unclear_and_say_why(claims, grid):
+    decided = [rule(evidence(claims, grid, {})) for rule in claims.CLAIMS]
     assert {c.verdict for c in decided} == {"unclear"}
     assert all("not measured" in c.evidence[0] for c in decided)
 
 
-@pytest.mark.parametrize(("gru", "verdict"), [(900, "confirmed"), (1000, "refuted")])
-def test_parameter_claim_counts(grid, evaluation, claims, gru, verdict):
-    results = {
-        "gru-none": fake_result(grid, evaluation, "gru-none", parameters=gru),
-        "lstm-none": fake_result(grid, evaluation, "lstm-none", parameters=1000),
-    }
-    assert claims.claim_gru_parameters(evidence(claims, results)).verdict == verdict
+NO_LONG_SENTENCES = [" ".join(source.split()[:12]) for source in SOURCES]
+NO_SHORT_SENTENCES = [" ".join(source.split() * 2) for source in SOURCES]
+
+
+ZERO_MEDIAN = {"median": 0.0, "peak": 5.0}  # spikiness p99 / median is infinite
+EDGE_CASES: dict[str, tuple[str, Cells, list[str], str]] = {
+    # An empty length bucket: what needs it is unknown, the rest is still decided.
+    "rnn_long-no-long": ("rnn_long", RULE_CASES["rnn_long"][0], NO_LONG_SENTENCES, "unclear"),
+    "lstm_fixes-no-long": ("lstm_fixes", RULE_CASES["lstm_fixes"][0], NO_LONG_SENTENCES, "unclear"),
+    "bidirectional-no-long": (
+        "bidirectional",
+        RULE_CASES["bidirectional"][0],
+        NO_LONG_SENTENCES,
+        "confirmed",
+    ),
+    "attention-no-long": ("attention_long", attention("+", "+", "+"), NO_LONG_SENTENCES, "unclear"),
+    "attention-no-short": (
+        "attention_long",
+        attention("+", "+", "+"),
+        NO_SHORT_SENTENCES,
+        "unclear",
+    ),
+    # A zero speed: a run with no clean training step has no speed to compare.
+    "gru_faster-lstm-0": ("gru_faster", twins({}, {"tokens_per_s": 0.0}), SOURCES, "unclear"),
+    "gru_faster-gru-0": ("gru_faster", twins({"tokens_per_s": 0.0}, {}), SOURCES, "unclear"),
+    # Infinite ratios: spikiness over a zero median; a vanishingly small gradient at the end.
+    "spikes-rnn-inf": ("spikes", trio(ZERO_MEDIAN, {}, {}), SOURCES, "confirmed"),
+    "spikes-all-inf": ("spikes", trio(ZERO_MEDIAN, ZERO_MEDIAN, ZERO_MEDIAN), SOURCES, "unclear"),
+    "vanishing-rnn-inf": ("vanishing", trio({"near": 1e-320}, {}, {}), SOURCES, "refuted"),
+    # A loss gradient of 0 at the end: no ratio at all.
+    "vanishing-rnn-none": ("vanishing", trio({"near": 0.0}, {}, {}), SOURCES, "unclear"),
+}
+
+
+@pytest.mark.parametrize(
+    ("rule", "cells", "sources", "verdict"), list(EDGE_CASES.values()), ids=list(EDGE_CASES)
+)
+def test_claims_on_edge_data_get_a_verdict(grid, evaluation, claims, rule, cells, sources, verdict):
+    claim = decide(grid, evaluation, claims, rule, cells, sources)
+    assert claim.verdict == verdict, claim.evidence
 
 
 def test_command_line_budgets_and_quick_mode(study, grid):
