@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -160,6 +162,7 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path, monkeypatch):
     monkeypatch.setattr(training, "train_step", real_step)
     state = checkpoint.load_state(tmp_path / "b" / "runs" / "task" / checkpoint.STATE_FILE)
     assert state["progress"]["step"] == 8
+    assert state["progress"]["batch_in_epoch"] > 0  # killed mid-epoch: resume must find its place
     resumed = training.train(task_config(tmp_path / "b"), resume=True)
     got = checkpoint.load_state(resumed / checkpoint.STATE_FILE)
     assert got["progress"]["step"] == expected["progress"]["step"] == 12
@@ -399,3 +402,66 @@ def test_checkpoint_average_is_the_mean_of_the_weights(tmp_path):
     Seq2Seq(
         ModelConfig(embed_size=8, hidden_size=12, src_vocab_size=30, tgt_vocab_size=30)
     ).load_state_dict(averaged)
+
+
+def logged_lrs(run_dir: Path) -> dict[int, float]:
+    return {r["step"]: r["lr"] for r in checkpoint.read_log(run_dir) if "loss" in r}
+
+
+def test_warmup_rises_linearly_then_holds(tmp_path):
+    run_dir = training.train(task_config(tmp_path, lr=0.004, warmup_steps=5, log_every=1))
+    lrs = logged_lrs(run_dir)
+    for step in range(1, 6):
+        assert lrs[step] == pytest.approx(0.004 * step / 5)
+    assert all(lrs[step] == pytest.approx(0.004) for step in range(6, 13))
+
+
+def test_plateau_halves_after_patience_and_stops_at_min_lr(tmp_path, monkeypatch):
+    bleus = iter([10.0, 9.0, 9.0, 9.0, 9.0, 9.0, 9.0])  # best first, then stalls
+
+    def scripted_validation(session):
+        return {"valid_loss": 1.0, "valid_ppl": math.e, "valid_bleu": next(bleus)}
+
+    monkeypatch.setattr(training, "validate", scripted_validation)
+    cfg = task_config(
+        tmp_path, lr=0.008, lr_patience=1, lr_factor=0.5, min_lr=0.002, patience=0,
+        valid_every=1, max_steps=7, log_every=1,
+    )  # fmt: skip
+    run_dir = training.train(cfg)
+    after = [r["lr"] for r in checkpoint.read_log(run_dir) if "valid_bleu" in r]
+    # patience 1: the second stalled validation halves the rate; never below min_lr
+    assert after == pytest.approx([0.008, 0.008, 0.004, 0.004, 0.002, 0.002, 0.002])
+    lrs = logged_lrs(run_dir)
+    assert lrs[4] == pytest.approx(0.004) and lrs[7] == pytest.approx(0.002)
+
+
+def test_max_minutes_stops_the_run_on_the_clock(tmp_path, monkeypatch):
+    clock = {"now": 1000.0}
+    real_step = training.train_step
+
+    def one_minute_step(session, batch, scaler):
+        clock["now"] += 60.0  # each step takes a minute of the fake clock
+        return real_step(session, batch, scaler)
+
+    monkeypatch.setattr(training, "time", SimpleNamespace(perf_counter=lambda: clock["now"]))
+    monkeypatch.setattr(training, "train_step", one_minute_step)
+    run_dir = training.train(task_config(tmp_path, max_minutes=3.0, max_steps=0, valid_every=0))
+    state = checkpoint.load_state(run_dir / checkpoint.STATE_FILE)
+    assert state["progress"]["step"] == 3
+    assert state["progress"]["stopped"] == "reached max_minutes=3.0"
+    assert state["progress"]["train_seconds"] == pytest.approx(180.0)
+
+
+def test_validation_decodes_with_valid_beam(tmp_path, monkeypatch):
+    real_decode, beams = training.decode_corpus, []
+
+    def recording_decode(model, src, cfg, device, **kwargs):
+        beams.append(cfg.beam_size)
+        return real_decode(model, src, cfg, device, **kwargs)
+
+    monkeypatch.setattr(training, "decode_corpus", recording_decode)
+    training.train(task_config(tmp_path / "beam", max_steps=4, valid_every=2, valid_beam=3))
+    assert beams == [3, 3]
+    beams.clear()
+    training.train(task_config(tmp_path / "greedy", max_steps=4, valid_every=2))
+    assert beams == [1, 1]
