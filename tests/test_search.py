@@ -1,4 +1,5 @@
-"""Greedy and beam search against a scripted model (fairseq style) and a tiny random GRU model.
+"""Greedy and beam search against a scripted model (fairseq style), a tiny random GRU model and
+briefly trained real `Seq2Seq` models.
 
 The scripted model reads its next-token probabilities from a table written out below, indexed by
 the prefix generated so far, so every expected hypothesis and score is worked out by hand in the
@@ -10,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import math
+import random
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,10 +21,13 @@ from typing import Any
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from seq2seq.config import DecodeConfig
+from seq2seq.config import DecodeConfig, ModelConfig
+from seq2seq.data import ParallelDataset
+from seq2seq.model import Seq2Seq
 from seq2seq.search import (
     Hypothesis,
     beam_search,
@@ -548,6 +553,91 @@ def test_batched_beam_equals_the_one_sentence_reference(
     batched = beam_search(tiny_model, *batch(*sources), cfg)
     for ids, got in zip(sources, batched, strict=True):
         assert_same(got, reference(tiny_model, torch.tensor([ids]), len(ids), cfg))
+
+
+# --- briefly trained real Seq2Seq models against the reference -------------------------------
+
+REVERSE_SYMBOLS = 12  # ids 4..15
+TRAIN_STEPS, TRAIN_BATCH = 150, 32
+
+
+def reverse_pairs(count: int, seed: int) -> tuple[list[list[int]], list[list[int]]]:
+    """Random id sequences of 2-9 symbols and their reversals."""
+    rng = random.Random(seed)
+    src = [
+        [rng.randrange(4, 4 + REVERSE_SYMBOLS) for _ in range(rng.randint(2, 9))]
+        for _ in range(count)
+    ]
+    return src, [s[::-1] for s in src]
+
+
+@pytest.fixture(scope="module", params=[("gru", "general"), ("lstm", "bahdanau")], ids="-".join)
+def reverser(request: pytest.FixtureRequest) -> Seq2Seq:
+    """A real Seq2Seq trained for ~2 s to reverse sequences.
+
+    Stopped early on purpose: its next-token distributions are peaked, like a real model's, but
+    not yet one-hot, so beams hold competing hypotheses of several lengths.
+    """
+    cell, attention = request.param
+    torch.manual_seed(0)
+    vocab = 4 + REVERSE_SYMBOLS
+    model = Seq2Seq(
+        ModelConfig(
+            cell=cell,
+            attention=attention,
+            embed_size=32,
+            hidden_size=64,
+            dropout=0.0,
+            src_vocab_size=vocab,
+            tgt_vocab_size=vocab,
+        )
+    )
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    data = ParallelDataset(*reverse_pairs(TRAIN_STEPS * TRAIN_BATCH, seed=1))
+    for step in range(TRAIN_STEPS):
+        b = data.collate(range(step * TRAIN_BATCH, (step + 1) * TRAIN_BATCH))
+        logits = model(b.src_ids, b.src_lengths, b.tgt_in)  # (B, T, V)
+        loss = F.cross_entropy(logits.flatten(0, 1), b.tgt_out.flatten(), ignore_index=PAD_ID)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("exhaustive", [False, True])
+@pytest.mark.parametrize("alpha", [0.0, 1.0])
+def test_batched_beam_equals_the_reference_on_a_trained_model(
+    reverser: Seq2Seq, alpha: float, exhaustive: bool
+) -> None:
+    reference = load_reference().reference_beam_search
+    sources, _ = reverse_pairs(12, seed=7)
+    # A tight limit, ceil(1.2 * S) tokens (EOS included): a right answer (S + 1) fits, exactly
+    # for S <= 5, and hypotheses that run on end there without EOS.
+    cfg = DecodeConfig(
+        beam_size=5,
+        nbest=3,
+        length_penalty=alpha,
+        max_length_ratio=1.2,
+        max_length_offset=0,
+        exhaustive=exhaustive,
+    )
+    src_ids, src_lengths = batch(*sources)
+    src_ids = torch.cat([src_ids, torch.full((len(sources), 2), PAD_ID)], dim=1)  # extra padding
+    batched = beam_search(reverser, src_ids, src_lengths, cfg)
+    # The case is not trivial: some n-best lists mix lengths, so the length penalty counts.
+    assert any(len({len(h.token_ids) for h in hyps}) > 1 for hyps in batched)
+    for ids, got in zip(sources, batched, strict=True):
+        expected = reference(reverser, torch.tensor([ids]), len(ids), cfg)
+        assert len(got) == cfg.nbest
+        assert [h.token_ids for h in got] == [h.token_ids for h in expected]
+        # A batch of another size sums the float32 matrix products in another order: the
+        # log-probs differ by up to ~2e-5, while the token ids must match exactly.
+        assert [h.score for h in got] == pytest.approx([h.score for h in expected], abs=1e-4)
+        assert [h.log_prob for h in got] == pytest.approx([h.log_prob for h in expected], abs=1e-4)
+        for g, e in zip(got, expected, strict=True):
+            assert g.attention.shape == (len(g.token_ids), len(ids))
+            torch.testing.assert_close(g.attention, e.attention, atol=1e-4, rtol=1e-4)
 
 
 def test_search_restores_the_model_mode_and_runs_without_dropout(tiny_model: TinyGRUModel) -> None:

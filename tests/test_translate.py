@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
+import re
 import subprocess
 import sys
 
 import pytest
+import torch
 
+from seq2seq.tokenizer import BOS_ID, EOS_ID, UNK_ID
 from seq2seq.translate import MAX_INPUT_CHARS, MAX_INPUT_TOKENS, Translator
 
 
@@ -42,9 +46,52 @@ def test_bad_input_is_a_clear_value_error(translator):
     assert skipped[1].text and not skipped[1].error
 
 
-def test_unseen_scripts_emoji_and_control_characters_translate(translator):
-    results = translator.translate(["日本語 🚲 Ελληνικά", "Ein\x00 Mann\x07."])
-    assert all(isinstance(r.text, str) for r in results)
+def test_unseen_scripts_fall_back_to_bytes_and_control_characters_are_dropped(translator):
+    unseen = "日本語 🚲 Ελληνικά"  # no character of it is in the German-English training text
+    tokenizer = translator.tokenizer
+    ids = tokenizer.encode_src([unseen])[0]
+    pieces = tokenizer.src_pieces(ids)
+    assert UNK_ID not in ids
+    assert all(p == "▁" or re.fullmatch(r"<0x[0-9A-F]{2}>", p) for p in pieces), pieces
+    byte_values = bytes(int(p[3:5], 16) for p in pieces if p != "▁")
+    assert byte_values == unseen.replace(" ", "").encode("utf-8")
+    # The vocabulary is joint: the same bytes decode back to the exact string on the target side.
+    assert tokenizer.decode_tgt(tokenizer.encode_tgt([unseen])[0]) == unseen
+
+    results = translator.translate([unseen, "Ein\x00 Mann\x07.", "Ein Mann."])
+    assert results[0].source_pieces == pieces
+    assert results[0].text and not any(u in results[0].text for u in ("⁇", "<unk>"))
+    # Control characters are dropped before encoding: the sentence reads as without them.
+    assert results[1].source_pieces == results[2].source_pieces
+    assert results[1].text == results[2].text
+
+
+def test_perplexity_is_exp_of_the_mean_token_cross_entropy(translator):
+    # Lengths differ, so the batch is padded and a per-sentence mean would differ from this one.
+    sources = [
+        "Ein Mann fährt Fahrrad.",
+        "Zwei kleine Hunde spielen zusammen im tiefen Schnee.",
+        "Eine Frau liest.",
+    ]
+    references = [
+        "A man rides a bike.",
+        "Two small dogs are playing together in the deep snow.",
+        "A woman reads.",
+    ]
+    tokenizer, model = translator.tokenizer, translator.model
+    nll, tokens = 0.0, 0
+    with torch.inference_mode():  # teacher forcing, one token at a time, one sentence at a time
+        for source, reference in zip(sources, references, strict=True):
+            src_ids = torch.tensor([tokenizer.encode_src([source])[0]])
+            enc = model.encode(src_ids, torch.tensor([src_ids.size(1)]))
+            state, prev = model.initial_state(enc), BOS_ID
+            for gold in [*tokenizer.encode_tgt([reference])[0], EOS_ID]:
+                log_probs, state, _ = model.decode_step(torch.tensor([prev]), state, enc)
+                nll -= float(log_probs[0, gold])
+                tokens += 1
+                prev = gold
+    expected = math.exp(nll / tokens)
+    assert translator.perplexity(sources, references) == pytest.approx(expected, rel=1e-4)
 
 
 def test_missing_run_names_the_path_and_the_command(tmp_path):
