@@ -7,15 +7,18 @@ Layout of ``checkpoints/<name>/``:
                          position); tensors and plain values only, read with weights_only=True
     spm.model            the SentencePiece model (spm.src.model + spm.tgt.model if separate)
     train_log.jsonl      one JSON object per logged step or validation
+    train.lock           held (flock) by the one trainer writing the run; holds its process id
 Every file is written to a temporary name in the same folder and renamed, so a crash never
 leaves a half-written file under a real name; nothing is ever unpickled.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,6 +35,7 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "last.pt"
 LOG_FILE = "train_log.jsonl"
+LOCK_FILE = "train.lock"
 FORMAT = "seq2seq-run/1"
 
 
@@ -160,10 +164,56 @@ def append_log(run_dir: Path, record: dict[str, Any]) -> None:
 
 
 def read_log(run_dir: Path) -> list[dict[str, Any]]:
+    """The training log's records. A last line cut short (the process was killed while writing
+    it) is skipped with a warning; a bad line before it is an error naming the file and line."""
     path = run_dir / LOG_FILE
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    records = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            if number == len(lines):
+                warnings.warn(f"{path}: skipping line {number}, cut short: {err}", stacklevel=2)
+                continue
+            raise ValueError(f"{path}, line {number}: not a JSON record ({err})") from err
+        if not isinstance(record, dict):
+            raise ValueError(f"{path}, line {number}: not a JSON object")
+        records.append(record)
+    return records
+
+
+class RunLocked(ValueError):
+    """Another live process is training into the run directory."""
+
+
+@contextmanager
+def lock_run_dir(run_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``run_dir`` while training writes it.
+
+    The lock is ``flock`` on `LOCK_FILE`: the kernel drops it when its process ends, however it
+    ends, so a killed trainer never leaves a stale lock behind.
+    """
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            raise RunLocked(
+                f"{run_dir} is in use: process {holder} is training into it; wait for it to "
+                "end (or stop it) before starting or resuming this run"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def average_states(paths: list[Path]) -> dict[str, torch.Tensor]:

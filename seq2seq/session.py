@@ -12,6 +12,7 @@ import dataclasses
 import json
 import random
 import sys
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from seq2seq import checkpoint
 from seq2seq.config import RunConfig, TrainConfig
 from seq2seq.corpus import load_splits
 from seq2seq.data import ParallelDataset, TokenBatchSampler
-from seq2seq.distributed import Distributed, gather_objects, init_distributed
+from seq2seq.distributed import Distributed, broadcast_float, gather_objects, init_distributed
 from seq2seq.model import Seq2Seq
 from seq2seq.objective import TrainingForward
 from seq2seq.tokenizer import Tokenizer
@@ -83,8 +84,15 @@ def build_tokenizer_and_data(
 ) -> tuple[Tokenizer, ParallelDataset, ParallelDataset, list[str]]:
     """Read and clean the corpus; train SentencePiece (rank 0) or reuse the run's model."""
     train_pairs, valid_pairs, stats = load_splits(cfg.data, cfg.clean)
+    if not valid_pairs:  # found now, before any step, not when the first validation fails
+        where = cfg.data.valid or f"{cfg.data.corpus} val"
+        raise ValueError(
+            f"the validation set ({where}) holds no sentence pairs: training needs it to pick "
+            "the best weights; correct --data.valid (with --resume too, to go on)"
+        )
     if ranks.is_main:
-        print(f"training pairs: {stats.summary()}", file=sys.stderr)
+        used = f"; training on the first {len(train_pairs)}" if cfg.data.max_train_pairs else ""
+        print(f"training pairs: {stats.summary()}{used}", file=sys.stderr)
     if ranks.is_main and not resume:
         tokenizer = Tokenizer.train(
             [s for s, _ in train_pairs], [t for _, t in train_pairs], cfg.subword
@@ -108,19 +116,71 @@ def build_tokenizer_and_data(
     return tokenizer, train, valid, [t for _, t in valid_pairs]
 
 
-def setup(cfg: RunConfig, resume: bool = False) -> TrainingSession:
+# Filled in from the tokenizer when a run starts, so never a change a user asked for.
+DERIVED_MODEL_FIELDS = ("src_vocab_size", "tgt_vocab_size", "share_embeddings")
+
+
+def resumed_config(saved: RunConfig, requested: RunConfig) -> RunConfig:
+    """What a resumed run trains with: the run's own model and vocabulary, with the requested
+    data paths, cleaning, training policy and decoding. A requested change to the model, the
+    vocabulary or the language pair is refused, since the saved weights depend on them."""
+    changed = [
+        f"--{section}.{name}"
+        for section in ("model", "subword")
+        for name, value in dataclasses.asdict(getattr(requested, section)).items()
+        if name not in DERIVED_MODEL_FIELDS and value != getattr(getattr(saved, section), name)
+    ]
+    changed += [
+        f"--data.{name}"
+        for name in ("corpus", "src_lang", "tgt_lang")
+        if getattr(requested.data, name) != getattr(saved.data, name)
+    ]
+    if changed:
+        raise ValueError(
+            f"{', '.join(changed)} differ from the run being resumed ({requested.train.name}): "
+            "a resumed run keeps its model, vocabulary and language pair; start a new run "
+            "(another --train.name) to change them"
+        )
+    return dataclasses.replace(
+        saved, data=requested.data, clean=requested.clean, train=requested.train,
+        decode=requested.decode,
+    )  # fmt: skip
+
+
+def lock_for_training(
+    run_dir: Path, ranks: Distributed, device: torch.device, resources: ExitStack
+) -> None:
+    """Rank 0 locks the run directory for as long as ``resources`` is open; every rank fails
+    at once when another process holds it (rather than waiting at the next barrier)."""
+    error = ""
+    if ranks.is_main:
+        try:
+            resources.enter_context(checkpoint.lock_run_dir(run_dir))
+        except checkpoint.RunLocked as err:
+            error = str(err)
+    if broadcast_float(float(bool(error)), ranks, device):
+        raise checkpoint.RunLocked(error or f"{run_dir} is in use by another trainer")
+
+
+def setup(
+    cfg: RunConfig, resume: bool = False, resources: ExitStack | None = None
+) -> TrainingSession:
+    """Build a session, fresh or restored; ``resources`` holds the run directory's lock."""
     tc = cfg.train
     ranks = init_distributed(tc.device)
     if tc.threads:
         torch.set_num_threads(tc.threads)
     device = pick_device(tc, ranks)
     run_dir = Path(tc.out_dir) / tc.name
+    if resources is not None:
+        lock_for_training(run_dir, ranks, device, resources)
     if resume:
         saved_cfg, _ = checkpoint.load_config(run_dir)
-        cfg = dataclasses.replace(saved_cfg, train=cfg.train)  # the model and data are the run's
+        cfg = resumed_config(saved_cfg, cfg)
     elif (run_dir / checkpoint.STATE_FILE).exists():
         raise ValueError(
-            f"{run_dir} already holds a run: pass --resume to continue it, or choose another --name"
+            f"{run_dir} already holds a run: pass --resume to continue it, or choose another "
+            "--train.name"
         )
     seed_everything(tc.seed)
     tokenizer, train, valid, valid_refs = build_tokenizer_and_data(cfg, run_dir, ranks, resume)

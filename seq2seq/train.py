@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -206,11 +207,15 @@ def _validated_last(session: TrainingSession) -> bool:
 
 
 def train(cfg: RunConfig, resume: bool = False) -> Path:
-    """Train (or resume) the run ``cfg.train.out_dir/cfg.train.name``; return its directory."""
-    session = setup(cfg, resume)
-    try:
-        train_loop(session)
-    finally:
-        if session.dist.enabled and dist.is_initialized():
-            dist.destroy_process_group()
+    """Train (or resume) the run ``cfg.train.out_dir/cfg.train.name``; return its directory.
+
+    The run directory is locked while training writes it: a second trainer fails at once.
+    """
+    with ExitStack() as resources:
+        session = setup(cfg, resume, resources)
+        try:
+            train_loop(session)
+        finally:
+            if session.dist.enabled and dist.is_initialized():
+                dist.destroy_process_group()
     return session.run_dir

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -465,3 +466,102 @@ def test_validation_decodes_with_valid_beam(tmp_path, monkeypatch):
     beams.clear()
     training.train(task_config(tmp_path / "greedy", max_steps=4, valid_every=2))
     assert beams == [1, 1]
+
+
+def test_a_second_trainer_fails_at_once_and_a_dead_ones_lock_does_not_block(tmp_path):
+    cfg = task_config(tmp_path)
+    run_dir = Path(cfg.train.out_dir) / cfg.train.name
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import pathlib, sys, time\n"
+            "from seq2seq import checkpoint\n"
+            "held = checkpoint.lock_run_dir(pathlib.Path(sys.argv[1]))\n"
+            "held.__enter__()\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(120)\n",
+            str(run_dir),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        for resume in (False, True):
+            with pytest.raises(checkpoint.RunLocked, match=f"process {holder.pid} is training"):
+                training.train(cfg, resume=resume)
+        assert sorted(p.name for p in run_dir.iterdir()) == [checkpoint.LOCK_FILE]
+    finally:
+        holder.kill()  # as kill -9: the lock file stays behind, the lock does not
+        holder.wait()
+    assert (run_dir / checkpoint.LOCK_FILE).is_file()
+    training.train(cfg)
+    assert checkpoint.load_state(run_dir / checkpoint.STATE_FILE)["progress"]["step"] == 12
+
+
+def test_a_log_line_cut_short_does_not_block_resume(tmp_path):
+    run_dir = training.train(task_config(tmp_path))
+    with (run_dir / checkpoint.LOG_FILE).open("a") as log:
+        log.write('{"step": 13, "loss": 2.')  # the process died while writing this line
+    with pytest.warns(UserWarning, match=rf"{checkpoint.LOG_FILE}: skipping line \d+, cut short"):
+        training.train(task_config(tmp_path, max_steps=14), resume=True)
+    steps = [r["step"] for r in checkpoint.read_log(run_dir) if "loss" in r]
+    assert steps == [2, 4, 6, 8, 10, 12, 14]
+    lines = (run_dir / checkpoint.LOG_FILE).read_text().splitlines()
+    lines[2] = lines[2][:10]
+    (run_dir / checkpoint.LOG_FILE).write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=rf"{checkpoint.LOG_FILE}, line 3: not a JSON record"):
+        checkpoint.read_log(run_dir)
+
+
+def with_valid(cfg: RunConfig, spec: str) -> RunConfig:
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, valid=spec))
+
+
+def test_an_empty_validation_set_is_refused_before_training_and_resume_takes_new_paths(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "src.txt").write_text("")
+    (empty / "tgt.txt").write_text("")
+    empty_spec = f"{empty / 'src.txt'},{empty / 'tgt.txt'}"
+    cfg = task_config(tmp_path)
+    with pytest.raises(ValueError, match="validation set .* holds no sentence pairs"):
+        training.train(with_valid(cfg, empty_spec))
+    run_dir = Path(cfg.train.out_dir) / cfg.train.name
+    assert not (run_dir / checkpoint.STATE_FILE).exists()  # nothing to be stuck on
+    training.train(cfg)  # the corrected data starts the run afresh
+    # --resume reads the data paths it is given, not the ones saved with the run
+    longer = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, max_steps=16))
+    with pytest.raises(ValueError, match="holds no sentence pairs"):
+        training.train(with_valid(longer, empty_spec), resume=True)
+    other = write_task_files(tmp_path / "other", 30, seed=11)
+    training.train(with_valid(longer, other), resume=True)
+    saved, _ = checkpoint.load_config(run_dir)
+    assert saved.data.valid == other
+
+
+@pytest.mark.parametrize(
+    ("section", "change", "flag"),
+    [
+        ("model", {"hidden_size": 48}, "--model.hidden_size"),
+        ("subword", {"vocab_size": 200}, "--subword.vocab_size"),
+        ("data", {"tgt_lang": "zz"}, "--data.tgt_lang"),
+    ],
+)
+def test_resume_refuses_a_changed_model_or_vocabulary(tmp_path, section, change, flag):
+    cfg = task_config(tmp_path, max_steps=2)
+    training.train(cfg)
+    changed = dataclasses.replace(
+        cfg, **{section: dataclasses.replace(getattr(cfg, section), **change)}
+    )
+    with pytest.raises(ValueError, match=f"{flag} differ from the run being resumed"):
+        training.train(changed, resume=True)
+
+
+def test_the_start_line_says_how_many_pairs_train(tmp_path, capsys):
+    cfg = task_config(tmp_path, max_steps=1)
+    cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, max_train_pairs=50))
+    training.train(cfg)
+    err = capsys.readouterr().err
+    assert "kept 400 of 400 pairs" in err and "training on the first 50" in err
