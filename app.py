@@ -23,7 +23,8 @@ API (``gradio_client``)::
 Returns ``(translation, nbest, timing)``: the translations, one line per input line; the n-best
 table (``{"headers": [...], "data": [[line, rank, text, score], ...]}``; scores are
 length-normalised log-probabilities); a Markdown line saying how long decoding took.
-Bad input (empty text, a line over the length limit, too many lines) raises
+Bad input (empty text, a line over the length limit, too many lines, an unknown model or mode,
+a beam size or length penalty that is not a number in its range) raises
 ``gradio_client.exceptions.AppError`` with a readable message.
 """
 
@@ -32,8 +33,10 @@ from __future__ import annotations
 import argparse
 import base64
 import gzip
+import math
 import os
 import re
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -52,6 +55,8 @@ REPO = Path(__file__).resolve().parent
 TRAIN_COMMAND = "seq2seq train --config configs/multi30k-de-en.yaml"
 MAX_LINES = 32  # lines per request: a CPU model serves many users one request at a time
 MAX_NBEST = 5  # n-best rows shown per line
+MAX_BEAM = 10
+MAX_LENGTH_PENALTY = 2.0
 QUEUE_SIZE = 256  # waiting requests before the queue turns new ones away
 NUM_EXAMPLES = 8
 EXAMPLE_DIRS = (REPO / "data" / "multi30k", REPO.parent / "shared" / "data" / "multi30k")
@@ -157,10 +162,10 @@ def pair_label(translator: Translator) -> str:
     return f"{language_name(src)} → {language_name(tgt)}"
 
 
-def pick_translator(translators: dict[str, Translator], model: str | None) -> Translator:
-    if not model:
+def pick_translator(translators: dict[str, Translator], model: Any) -> Translator:
+    if model is None or model == "":
         return next(iter(translators.values()))
-    if model not in translators:
+    if not isinstance(model, str) or model not in translators:
         raise gr.Error(f"Unknown model {model!r}; choose one of: {', '.join(translators)}.")
     return translators[model]
 
@@ -181,12 +186,29 @@ def check_lines(text: str | None) -> list[str]:
     return lines
 
 
-def make_request(text: str | None, mode: str, beam_size: float, length_penalty: float) -> Request:
+def check_number(value: Any, name: str, low: float, high: float, whole: bool = False) -> float:
+    """``value`` if it is a finite number in [low, high] (a whole one if ``whole``); else
+    gr.Error naming the parameter, its range and the value received."""
+    kind = "a whole number" if whole else "a number"
+    wrong = f"{name} must be {kind} from {low:g} to {high:g}, got {value!r}."
+    # The API hands over raw JSON: a string, null, true or NaN can arrive, not only numbers.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise gr.Error(wrong)
+    if not math.isfinite(value) or not low <= value <= high or (whole and value != int(value)):
+        raise gr.Error(wrong)
+    return float(value)
+
+
+def make_request(text: Any, mode: Any, beam_size: Any, length_penalty: Any) -> Request:
+    """The validated request; gr.Error naming the first bad input."""
     lines = check_lines(text)
-    if mode not in MODES:
+    if not isinstance(mode, str) or mode not in MODES:
         raise gr.Error(f"Unknown mode {mode!r}; choose greedy or beam.")
-    beam = 1 if mode == "greedy" else int(min(max(beam_size, 1), 10))
-    penalty = float(min(max(length_penalty, 0.0), 2.0))
+    # Checked in greedy mode too: a malformed request is refused whatever it asks for.
+    beam = int(check_number(beam_size, "Beam size", 1, MAX_BEAM, whole=True))
+    penalty = check_number(length_penalty, "Length penalty", 0.0, MAX_LENGTH_PENALTY)
+    if mode == "greedy":
+        beam = 1
     return Request(lines, beam, min(beam, MAX_NBEST), penalty)
 
 
@@ -219,13 +241,17 @@ def timing_line(seconds: float, request: Request, int8: bool = False) -> str:
 
 def run_translation(
     translators: dict[str, Translator],
-    text: str | None,
-    model: str | None,
-    mode: str,
-    beam_size: float,
-    length_penalty: float,
+    text: Any,
+    model: Any,
+    mode: Any,
+    beam_size: Any,
+    length_penalty: Any,
 ) -> tuple[str, dict[str, Any], str, dict[str, Any] | None]:
-    """Translate every line; (translations, n-best table, timing, attention of line 1)."""
+    """Translate every line; (translations, n-best table, timing, attention of line 1).
+
+    Takes the request's raw values (Gradio's own preprocessing is off for this event) and
+    raises gr.Error with a readable message for any bad one.
+    """
     translator = pick_translator(translators, model)
     request = make_request(text, mode, beam_size, length_penalty)
     start = time.perf_counter()
@@ -237,7 +263,7 @@ def run_translation(
             length_penalty=request.length_penalty,
             with_attention=True,
         )
-    except ValueError as err:
+    except ValueError as err:  # the translator's own checks (input length, decoding settings)
         raise gr.Error(f"Could not translate: {err}") from err
     seconds = time.perf_counter() - start
     table = {"headers": NBEST_HEADERS, "data": nbest_rows(results)}
@@ -390,7 +416,7 @@ def build_demo(translators: dict[str, Translator]) -> gr.Blocks:
         raise SetupError(_no_runs_message(Path("checkpoints")))
     names = list(translators)
     first = translators[names[0]]
-    default_beam = max(1, min(first.cfg.decode.beam_size, 10))
+    default_beam = max(1, min(first.cfg.decode.beam_size, MAX_BEAM))
     with gr.Blocks(title="seq2seq translator") as demo:
         gr.Markdown("# RNN seq2seq translator\nAn attentional GRU encoder-decoder, on the CPU.")
         with gr.Tab("Translate"):
@@ -410,9 +436,13 @@ def build_demo(translators: dict[str, Translator]) -> gr.Blocks:
                 )
             with gr.Row():
                 mode = gr.Radio(list(MODES), value="beam", label="Decoding", elem_id="mode")
-                beam = gr.Slider(1, 10, value=default_beam, step=1, label="Beam size")
+                beam = gr.Slider(1, MAX_BEAM, value=default_beam, step=1, label="Beam size")
                 penalty = gr.Slider(
-                    0, 2, value=first.cfg.decode.length_penalty, step=0.1, label="Length penalty"
+                    0,
+                    MAX_LENGTH_PENALTY,
+                    value=first.cfg.decode.length_penalty,
+                    step=0.1,
+                    label="Length penalty",
                 )
             button = gr.Button("Translate", variant="primary", elem_id="translate")
             timing = gr.Markdown(elem_id="timing")
@@ -434,6 +464,8 @@ def build_demo(translators: dict[str, Translator]) -> gr.Blocks:
         def translate(
             text: str, model_name: str, mode_name: str, beam_size: float, length_penalty: float
         ) -> tuple[str, dict[str, Any], str, dict[str, Any] | None]:
+            # Raw values: run_translation checks them, so a string, null or NaN sent through the
+            # API gets a message naming the parameter instead of a failure inside Gradio.
             return run_translation(
                 translators, text, model_name, mode_name, beam_size, length_penalty
             )
@@ -446,6 +478,7 @@ def build_demo(translators: dict[str, Translator]) -> gr.Blocks:
             outputs=[output, nbest, timing, attention],
             api_name="translate",
             concurrency_limit=1,  # one CPU model: requests wait in the queue, not in threads
+            preprocess=False,
         )
         event.success(draw_attention, attention, plot, api_visibility="private")
 
@@ -468,11 +501,51 @@ def build_demo(translators: dict[str, Translator]) -> gr.Blocks:
 # Command line
 
 
+def port_number(text: str) -> int:
+    """A TCP port from --port or SEQ2SEQ_PORT; a bad one is argparse's one-line usage error."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(
+            f"the port must be a whole number from 1 to 65535 (--port or SEQ2SEQ_PORT), "
+            f"got {text!r}"
+        )
+    return port
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why the demo cannot listen on host:port (None if it can), as a one-line message."""
+    address = host.strip("[]")  # Gradio accepts "[::1]"; sockets want the bare address
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    try:
+        with socket.socket(family) as sock:
+            # As Gradio's server does: a port left in TIME_WAIT by an earlier run is free.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((address, port))
+            return None
+    except OSError as err:
+        return cannot_listen(host, port, err.strerror or str(err))
+
+
+def cannot_listen(host: str, port: int, reason: str) -> str:
+    return (
+        f"cannot listen on {host}:{port}: {reason}. Choose another port with --port N "
+        "(or env SEQ2SEQ_PORT=N), or another address with --host (SEQ2SEQ_HOST)"
+    )
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     env = os.environ
     parser = argparse.ArgumentParser(description="Gradio demo for the trained seq2seq runs.")
     parser.add_argument("--host", default=env.get("SEQ2SEQ_HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(env.get("SEQ2SEQ_PORT", "7860")))
+    parser.add_argument(
+        "--port",
+        type=port_number,
+        default=env.get("SEQ2SEQ_PORT", "7860"),  # a string default goes through type= too
+        help="port to serve on (env SEQ2SEQ_PORT; default 7860)",
+    )
     parser.add_argument(
         "--checkpoints",
         type=Path,
@@ -490,14 +563,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # Checked before loading the models, so a taken port fails at once, not after the load.
+    problem = port_problem(args.host, args.port)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         translators = load_translators(args.checkpoints, args.int8)
     except SetupError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     precision = " (int8)" if args.int8 else ""
+    demo = build_demo(translators)
+    try:
+        demo.launch(server_name=args.host, server_port=args.port, css=CSS, prevent_thread_lock=True)
+    except OSError:  # Gradio's "Cannot find empty port": taken since the check above
+        print(
+            f"error: {cannot_listen(args.host, args.port, 'the port is in use')}", file=sys.stderr
+        )
+        return 2
     print(f"Loaded {', '.join(translators)}{precision}; serving on http://{args.host}:{args.port}/")
-    build_demo(translators).launch(server_name=args.host, server_port=args.port, css=CSS)
+    demo.block_thread()
     return 0
 
 

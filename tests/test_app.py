@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -142,6 +144,61 @@ def test_unknown_model_is_a_friendly_error(client: Client) -> None:
     job = client.submit("Ein Hund.", "no-such-run", "beam", 3, 1.0, api_name="/translate")
     with pytest.raises(AppError, match="no-such-run"):  # Gradio checks the choices itself
         job.result(timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("beam", "penalty", "named", "value"),
+    [
+        ("five", 1.0, "Beam size", "five"),
+        (None, 1.0, "Beam size", None),
+        (2.5, 1.0, "Beam size", 2.5),
+        (0, 1.0, "Beam size", 0),
+        (11, 1.0, "Beam size", 11),
+        (3, "high", "Length penalty", "high"),
+        (3, None, "Length penalty", None),
+        (3, -0.5, "Length penalty", -0.5),
+        (3, 2.5, "Length penalty", 2.5),
+    ],
+)
+def test_malformed_beam_or_penalty_names_the_parameter(
+    client: Client, beam: Any, penalty: Any, named: str, value: Any
+) -> None:
+    job = client.submit("Ein Hund.", MODEL, "beam", beam, penalty, api_name="/translate")
+    with pytest.raises(AppError) as err:
+        job.result(timeout=120)
+    assert named in str(err.value) and repr(value) in str(err.value)
+
+
+def call_raw(server_url: str, body: str) -> tuple[str, Any]:
+    """POST a hand-written JSON body to Gradio's HTTP route for /translate; the last server-sent
+    event's name and data."""
+    url = f"{server_url}gradio_api/call/translate"
+    request = urllib.request.Request(
+        url, data=body.encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        event_id = json.load(response)["event_id"]
+    with urllib.request.urlopen(f"{url}/{event_id}", timeout=120) as response:
+        stream = response.read().decode()
+    events = [
+        line.removeprefix("event: ") for line in stream.splitlines() if line.startswith("event:")
+    ]
+    data = [line.removeprefix("data: ") for line in stream.splitlines() if line.startswith("data:")]
+    return events[-1], json.loads(data[-1])
+
+
+def test_raw_http_translates(server_url: str) -> None:
+    event, data = call_raw(server_url, json.dumps({"data": ["Ein Hund.", MODEL, "beam", 2, 1.0]}))
+    assert event == "complete" and data[0].strip()
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
+def test_non_finite_length_penalty_over_raw_http_is_refused(server_url: str, literal: str) -> None:
+    # Strict JSON has no NaN, but Python's parser (and so Gradio's) reads these literals.
+    body = f'{{"data": ["Ein Hund.", "{MODEL}", "beam", 3, {literal}]}}'
+    event, data = call_raw(server_url, body)
+    assert event == "error", f"{literal} length penalty was translated: {data}"
+    assert "Length penalty" in data["error"]
 
 
 def test_unseen_scripts_emoji_and_control_characters_translate(client: Client) -> None:
@@ -307,3 +364,56 @@ def test_cli_without_runs_exits_with_a_clear_message(tmp_path: Path) -> None:
     assert "seq2seq train --config configs/multi30k-de-en.yaml" in proc.stderr
     assert "half-trained" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_port_in_use_is_a_one_line_error(trained_run: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SEQ2SEQ_", "GRADIO_S"))}
+        proc = subprocess.run(
+            [sys.executable, str(REPO / "app.py"), "--checkpoints", str(trained_run.parent)]
+            + ["--host", "127.0.0.1", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=180,
+            env=env,
+            cwd=REPO,
+        )
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, proc.stderr
+    assert str(port) in errors[0] and "--port" in errors[0]
+
+
+def test_port_taken_after_the_check_is_a_one_line_error(
+    trained_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The port is free when checked and taken when Gradio binds it: the launch itself must fail
+    # cleanly too.
+    monkeypatch.setattr(app, "port_problem", lambda host, port: None)
+
+    def served(demo: gr.Blocks) -> None:
+        demo.close()
+        pytest.fail("the demo started on a port that is in use")
+
+    monkeypatch.setattr(gr.Blocks, "block_thread", served)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = [
+            "--checkpoints",
+            str(trained_run.parent),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ]
+        code = app.main(args)
+    assert code != 0
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(port) in errors[0] and "--port" in errors[0]
