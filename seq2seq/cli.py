@@ -10,14 +10,30 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from seq2seq.config import DataConfig, RunConfig, build, load_yaml
+from seq2seq.config import (
+    MAX_LENGTH_PENALTY,
+    DataConfig,
+    DecodeConfig,
+    RunConfig,
+    build,
+    load_yaml,
+)
+from seq2seq.download import DownloadError
 
 SECTIONS = ("data", "clean", "subword", "model", "train", "decode")
+# The demo caps its beam at 10; here 64 leaves room for search experiments. Decoding time grows
+# with the beam, and memory is bounded separately by `search.decode_batch_size`.
+MAX_BEAM = 64
+# What a user can cause and fix (bad values, missing or damaged files, no network): one line
+# on stderr. Anything else is a bug and keeps its traceback.
+EXPECTED_ERRORS = (ValueError, OSError, DownloadError)
 
 
 def _parse_value(text: str, default: Any, flag: str) -> Any:
@@ -99,40 +115,76 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(run_dir)
 
 
-def _read_input(path: str | None) -> list[str]:
-    if path is None:
-        return sys.stdin.read().splitlines()
-    from seq2seq.corpus import read_lines
+def check_decoding_args(args: argparse.Namespace) -> None:
+    """Refuse bad decoding flags before any model, input or output file is touched."""
+    if not 1 <= args.beam <= MAX_BEAM:
+        raise SystemExit(f"error: --beam must be from 1 (greedy) to {MAX_BEAM}, got {args.beam}")
+    nbest = getattr(args, "nbest", 1)
+    if not 1 <= nbest <= args.beam:
+        raise SystemExit(f"error: --nbest must be from 1 to --beam ({args.beam}), got {nbest}")
+    if args.batch_size < 1:
+        raise SystemExit(f"error: --batch-size must be at least 1, got {args.batch_size}")
+    if args.length_penalty is not None:
+        try:  # DecodeConfig owns the rule, so the demo and the API refuse the same values
+            DecodeConfig(length_penalty=args.length_penalty)
+        except ValueError as err:
+            raise SystemExit(f"error: --length-penalty: {err}") from None
 
-    return read_lines(path)
+
+def check_output_file(path: Path) -> None:
+    """Refuse an output path that could not be written, before any work is done."""
+    folder = path.parent
+    if path.is_dir():
+        raise SystemExit(f"error: --output {path} is a folder; give a file name")
+    if not folder.is_dir():
+        raise SystemExit(f"error: --output folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK):  # the temporary file goes beside the output
+        raise SystemExit(f"error: --output folder {folder} is not writable")
+
+
+def format_translations(results: list[Any], nbest: int) -> str:
+    """The output text: a line per input line, or with ``nbest`` > 1 exactly ``nbest`` lines
+    ``INDEX<TAB>SCORE<TAB>TEXT`` per input line (INDEX from 0), best first; a slot without a
+    hypothesis (blank or refused input) has score -inf and no text."""
+    if nbest == 1:
+        return "".join(result.text + "\n" for result in results)
+    rows: list[str] = []
+    for index, result in enumerate(results):
+        slots = [*result.nbest, *[("", -math.inf)] * (nbest - len(result.nbest))]
+        rows.extend(f"{index}\t{score:.4f}\t{text}\n" for text, score in slots[:nbest])
+    return "".join(rows)
 
 
 def cmd_translate(args: argparse.Namespace) -> None:
+    from seq2seq.checkpoint import write_text_atomically
+    from seq2seq.corpus import read_text_lines
     from seq2seq.translate import Translator
 
+    check_decoding_args(args)
+    output = Path(args.output) if args.output else None
+    if output is not None:
+        check_output_file(output)
     translator = Translator.from_run(args.checkpoint, device=args.device, quantize=args.int8)
-    lines = _read_input(args.input)
-    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
-    try:
-        results = translator.translate(
-            lines,
-            beam_size=args.beam,
-            nbest=args.nbest,
-            length_penalty=args.length_penalty,
-            batch_size=args.batch_size,
-            skip_invalid=True,
-        )
-        for index, result in enumerate(results):
-            if result.error:
-                print(f"warning: line {index + 1} not translated: {result.error}", file=sys.stderr)
-            if args.nbest > 1:
-                for text, score in result.nbest:
-                    out.write(f"{index}\t{score:.4f}\t{text}\n")
-            else:
-                out.write(result.text + "\n")
-    finally:
-        if out is not sys.stdout:
-            out.close()
+    lines, read_errors = read_text_lines(args.input if args.input else sys.stdin.buffer)
+    results = translator.translate(
+        lines,
+        beam_size=args.beam,
+        nbest=args.nbest,
+        length_penalty=args.length_penalty,
+        batch_size=args.batch_size,
+        skip_invalid=True,
+    )
+    for number, (result, read_error) in enumerate(zip(results, read_errors, strict=True), 1):
+        error = read_error or result.error
+        if error:
+            print(f"warning: line {number} not translated: {error}", file=sys.stderr)
+    text = format_translations(results, args.nbest)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        # Written only now, through a temporary file: a failure above leaves an existing file
+        # (the --input file too, when both are the same path) as it was.
+        write_text_atomically(output, text)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -140,6 +192,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from seq2seq.evaluate import evaluate_translator
     from seq2seq.translate import Translator
 
+    check_decoding_args(args)
     translator = Translator.from_run(args.checkpoint, device=args.device, quantize=args.int8)
     if args.test_set:
         src_lang, tgt_lang = translator.language_pair
@@ -183,15 +236,23 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 def _add_decoding_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="run directory (checkpoints/NAME)")
-    parser.add_argument("--beam", type=int, default=5, help="beam size; 1 = greedy (default 5)")
+    parser.add_argument(
+        "--beam", type=int, default=5, help=f"beam size, 1 (greedy) to {MAX_BEAM} (default 5)"
+    )
     parser.add_argument(
         "--length-penalty",
         type=float,
         default=None,
-        help="GNMT alpha (default: the run's decode.length_penalty)",
+        help=f"GNMT alpha in [0, {MAX_LENGTH_PENALTY:g}] (default: the run's "
+        "decode.length_penalty)",
     )
-    parser.add_argument("--batch-size", type=int, default=64, help="sentences per batch")
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=64,
+        help="sentences per batch (fewer when beam x batch would need too much memory)",
+    )
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     parser.add_argument(
         "--int8", action="store_true", help="int8 dynamic quantisation (CPU; see bench/RESULTS.md)"
     )
@@ -203,9 +264,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="RNN encoder-decoder translation: prepare, train, translate, evaluate.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        help="on an error, show the full traceback instead of one line",
+    )
 
     prepare = sub.add_parser(
         "prepare",
+        parents=[common],
         help="download (Multi30k) or read a parallel corpus, clean it, print counts",
         description="Fetch Multi30k task 1 with checksums into data/multi30k/ (or read your own "
         "files: --data.corpus files --data.train SRC,TGT|FILE.tsv --data.valid ...), clean the "
@@ -218,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser(
         "train",
+        parents=[common],
         help="train a model into checkpoints/NAME (resumable; torchrun for many processes)",
         description="Train an attentional RNN encoder-decoder. Settings come from the dataclass "
         "defaults, then --config FILE.yaml, then --SECTION.FIELD flags.",
@@ -229,18 +298,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     translate = sub.add_parser(
         "translate",
+        parents=[common],
         help="translate lines from stdin or --input, one output line per input line",
-        description="Translate one sentence per line. With --nbest K > 1 each output line is "
-        "'INDEX<TAB>SCORE<TAB>TEXT'.",
+        description="Translate one sentence per line (lines end at \\n only; \\r\\n is fine). "
+        "Every input line gives one output line; a blank line, a line over the length limits or "
+        "one that is not valid UTF-8 gives an empty line, with a warning naming the line "
+        "(counted from 1) on stderr. With --nbest K > 1 every input line gives exactly K lines "
+        "'INDEX<TAB>SCORE<TAB>TEXT', best first, INDEX counting input lines from 0 (as in Moses "
+        "n-best lists); a slot without a hypothesis (blank or untranslated line) reads "
+        "'INDEX<TAB>-inf<TAB>'.",
     )
     _add_decoding_flags(translate)
-    translate.add_argument("--nbest", type=int, default=1, help="hypotheses per sentence")
-    translate.add_argument("--input", help="input file (default: stdin)")
-    translate.add_argument("--output", help="output file (default: stdout)")
+    translate.add_argument(
+        "--nbest", type=int, default=1, help="hypotheses per sentence, 1 to --beam"
+    )
+    translate.add_argument("--input", help="input file, plain or gzip (default: stdin)")
+    translate.add_argument(
+        "--output",
+        help="output file (default: stdout); written only once every line is translated, "
+        "through a temporary file, so it may be the --input file and a failure never changes it",
+    )
     translate.set_defaults(func=cmd_translate)
 
     evaluate = sub.add_parser(
         "evaluate",
+        parents=[common],
         help="score a run with sacreBLEU and write report.md / report.json",
         description="Translate a test set greedily and with beam search, score BLEU/chrF/TER "
         "with confidence intervals, and write a report with examples and attention plots.",
@@ -262,5 +344,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError) as err:
+    except EXPECTED_ERRORS as err:
+        if args.debug:
+            raise
         raise SystemExit(f"error: {err}") from None

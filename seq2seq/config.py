@@ -7,6 +7,7 @@ that names it, not deep inside a training run.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args
@@ -18,6 +19,22 @@ SubwordType = Literal["unigram", "bpe"]
 CELL_TYPES: tuple[str, ...] = get_args(CellType)
 ATTENTION_TYPES: tuple[str, ...] = get_args(AttentionType)
 SUBWORD_TYPES: tuple[str, ...] = get_args(SubwordType)
+
+
+# GNMT's alpha: Wu et al. (2016, §7) tuned it in [0, 1] and shipped runs use up to 1.4. Above 1,
+# lp(n) grows faster than a log-probability of a roughly constant cost per token falls, so every
+# extra token already raises the score; by 2 the ranking is all but "longest first", and beyond it
+# only ((5 + n) / 6) ** alpha grows towards float overflow (alpha 1000 raised OverflowError).
+# The demo's slider stops at the same value.
+MAX_LENGTH_PENALTY = 2.0
+
+
+def _check_finite(obj: object) -> None:
+    """NaN passes every comparison and inf breaks ceil(): refuse both in every float field."""
+    for f in fields(obj):  # type: ignore[arg-type]
+        value = getattr(obj, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{f.name} must be a finite number, got {value!r}")
 
 
 def _check_choice(name: str, value: str, options: tuple[str, ...]) -> None:
@@ -48,6 +65,7 @@ class CleanConfig:
     min_words: int = 1
 
     def __post_init__(self) -> None:
+        _check_finite(self)
         _check_positive(self, "max_words", "min_words")
         if self.max_ratio < 1.0:
             raise ValueError(f"max_ratio must be >= 1, got {self.max_ratio!r}")
@@ -66,6 +84,7 @@ class SubwordConfig:
     byte_fallback: bool = True  # unseen characters become bytes, never <unk>
 
     def __post_init__(self) -> None:
+        _check_finite(self)
         _check_choice("model_type", self.model_type, SUBWORD_TYPES)
         if self.vocab_size < 16:
             raise ValueError(f"vocab_size must be at least 16, got {self.vocab_size}")
@@ -91,6 +110,7 @@ class DataConfig:
     max_valid_pairs: int = 0
 
     def __post_init__(self) -> None:
+        _check_finite(self)
         _check_choice("corpus", self.corpus, ("multi30k", "files"))
         if self.corpus == "files" and not (self.train and self.valid):
             raise ValueError("corpus='files' needs train and valid paths (SRC,TGT or a .tsv)")
@@ -119,6 +139,7 @@ class ModelConfig:
     tgt_vocab_size: int = 8000
 
     def __post_init__(self) -> None:
+        _check_finite(self)
         _check_choice("cell", self.cell, CELL_TYPES)
         _check_choice("attention", self.attention, ATTENTION_TYPES)
         _check_positive(
@@ -140,6 +161,20 @@ class ModelConfig:
     def encoder_hidden_size(self) -> int:
         """Per direction, so that the encoder's output is always hidden_size wide."""
         return self.hidden_size // 2 if self.bidirectional else self.hidden_size
+
+
+def _check_run_name(name: str) -> None:
+    """The run directory is out_dir/name: a name must stay one folder inside out_dir."""
+    example = "for example --train.name de-en-gru"
+    if not name.strip():
+        raise ValueError(f"train.name must not be empty ({example})")
+    if name != name.strip():
+        raise ValueError(f"train.name must not start or end with spaces, got {name!r}")
+    if any(sep in name for sep in ("/", "\\", "\0")) or ".." in name or name == ".":
+        raise ValueError(
+            f"train.name={name!r} must name one folder inside train.out_dir, without '/', '\\' "
+            f"or '..' ({example})"
+        )
 
 
 @dataclass(frozen=True)
@@ -174,6 +209,8 @@ class TrainConfig:
     progress: Literal["auto", "bar", "log"] = "auto"
 
     def __post_init__(self) -> None:
+        _check_finite(self)
+        _check_run_name(self.name)
         _check_positive(self, "max_tokens", "max_epochs", "lr", "checkpoint_every", "log_every")
         _check_fraction("label_smoothing", self.label_smoothing)
         _check_fraction("teacher_forcing", self.teacher_forcing, closed=True)
@@ -212,11 +249,15 @@ class DecodeConfig:
     exhaustive: bool = False
 
     def __post_init__(self) -> None:
+        _check_finite(self)
         _check_positive(self, "beam_size", "nbest", "max_length_ratio")
         if self.nbest > self.beam_size:
             raise ValueError(f"nbest={self.nbest} exceeds beam_size={self.beam_size}")
-        if self.length_penalty < 0:
-            raise ValueError(f"length_penalty must be >= 0, got {self.length_penalty}")
+        if not 0.0 <= self.length_penalty <= MAX_LENGTH_PENALTY:
+            raise ValueError(
+                f"length_penalty must be in [0, {MAX_LENGTH_PENALTY:g}], got "
+                f"{self.length_penalty!r} (0 ranks by log-probability; 0.6-1.4 are usual)"
+            )
         if self.max_length_offset < 0:
             raise ValueError(f"max_length_offset must be >= 0, got {self.max_length_offset}")
 
@@ -293,8 +334,17 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file not found: {path}")
-    with path.open(encoding="utf-8") as f:
-        raw = yaml.safe_load(f) or {}
+    try:
+        with path.open(encoding="utf-8") as f:
+            raw = yaml.safe_load(f) or {}
+    except yaml.YAMLError as err:
+        # str(err) spans lines (the offending text with a caret); its problem and place suffice
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or type(err).__name__
+        raise ValueError(f"{path} is not valid YAML: {problem}{where}") from None
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is not UTF-8 text (byte offset {err.start})") from None
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: top level must be a mapping of sections")
     return raw

@@ -8,12 +8,14 @@ every line so that scores stay comparable with published ones.
 from __future__ import annotations
 
 import gzip
+import io
 import logging
 import unicodedata
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from seq2seq.config import CleanConfig, DataConfig
 from seq2seq.download import multi30k_pair
@@ -29,37 +31,85 @@ GZIP_MAGIC = b"\x1f\x8b"  # never the start of UTF-8 text, so detection by conte
 def read_lines(path: str | Path) -> list[str]:
     """Read a UTF-8 text file, plain or gzip-compressed (detected by its first bytes).
 
-    Only the line ending ("\\n" or "\\r\\n") is removed, and a byte-order mark at the start.
+    Lines end at "\\n" only; the line ending ("\\n" or "\\r\\n") is removed, and a byte-order
+    mark at the start. Other characters that `str.splitlines` would split on (form feed, U+2028,
+    ...) stay inside their line.
 
     Raises:
         FileNotFoundError: no such file.
         ValueError: a line is not valid UTF-8 (names file and 1-based line), or a damaged gzip.
     """
+    path = _existing_file(path)
+    with path.open("rb") as f:
+        lines = []
+        for number, raw in enumerate(_raw_lines(f, str(path)), 1):
+            text, error = _decode_line(raw, number)
+            if error:
+                raise ValueError(f"{path}, line {number}: {error}")
+            lines.append(text)
+        return lines
+
+
+def read_text_lines(source: str | Path | BinaryIO) -> tuple[list[str], list[str]]:
+    """Read lines to translate from a file or a binary stream (stdin), exactly as `read_lines`
+    does, except that a line that is not valid UTF-8 does not stop the reading.
+
+    Returns:
+        The lines, and per line an error ("" if none): a line that is not valid UTF-8 is ""
+        and its error says where the first bad byte is, so that later lines keep their numbers.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: a damaged gzip stream.
+    """
+    if isinstance(source, str | Path):
+        path = _existing_file(source)
+        with path.open("rb") as f:
+            return _read_lenient(f, str(path))
+    if not source.seekable():  # a pipe or a terminal: the gzip check must look ahead
+        source = io.BytesIO(source.read())
+    return _read_lenient(source, "standard input")
+
+
+def _existing_file(path: str | Path) -> Path:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"corpus file not found: {path}")
-    with path.open("rb") as f:
-        compressed = f.read(2) == GZIP_MAGIC
-    with gzip.open(path, "rb") if compressed else path.open("rb") as f:
-        try:
-            return [_decode_line(raw, path, number) for number, raw in enumerate(f, 1)]
-        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-            raise ValueError(f"{path}: damaged gzip file ({exc})") from exc
+    return path
 
 
-def _decode_line(raw: bytes, path: Path, number: int) -> str:
-    if raw.endswith(b"\r\n"):
-        raw = raw[:-2]
-    elif raw.endswith(b"\n"):
-        raw = raw[:-1]
+def _read_lenient(f: BinaryIO, name: str) -> tuple[list[str], list[str]]:
+    lines, errors = [], []
+    for number, raw in enumerate(_raw_lines(f, name), 1):
+        text, error = _decode_line(raw, number)
+        lines.append(text)
+        errors.append(error)
+    return lines, errors
+
+
+def _raw_lines(f: BinaryIO, name: str) -> Iterator[bytes]:
+    """The lines of a seekable binary stream, gunzipped if it starts like gzip, without endings.
+
+    Binary streams split on b"\\n" alone, unlike text mode and `str.splitlines`.
+    """
+    start = f.tell()
+    compressed = f.read(2) == GZIP_MAGIC
+    f.seek(start)
+    stream: Iterable[bytes] = gzip.GzipFile(fileobj=f, mode="rb") if compressed else f
+    try:
+        for raw in stream:
+            yield raw[:-2] if raw.endswith(b"\r\n") else raw.removesuffix(b"\n")
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise ValueError(f"{name}: damaged gzip file ({exc})") from exc
+
+
+def _decode_line(raw: bytes, number: int) -> tuple[str, str]:
+    """The text of line ``number`` and "", or "" and why it is not UTF-8."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ValueError(
-            f"{path}, line {number}: not valid UTF-8 "
-            f"(byte {raw[exc.start]:#04x} at offset {exc.start})"
-        ) from None
-    return text.removeprefix("\ufeff") if number == 1 else text
+        return "", f"not valid UTF-8 (byte {raw[exc.start]:#04x} at offset {exc.start})"
+    return (text.removeprefix("\ufeff") if number == 1 else text), ""
 
 
 def read_parallel_files(src_path: str | Path, tgt_path: str | Path) -> list[Pair]:

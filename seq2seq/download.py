@@ -140,6 +140,11 @@ def _source_location(name: str, mirror: str) -> str:
     base = mirror or MULTI30K_URL
     if "://" in base:
         return base.rstrip("/") + "/" + name
+    if not Path(base).is_dir():
+        raise DownloadError(
+            f"mirror folder {base} not found: give the folder that holds the Multi30k files "
+            f"(such as {name}) or an http(s) URL, or no mirror to download from {MULTI30K_URL}"
+        )
     return str(Path(base) / name)
 
 

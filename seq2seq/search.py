@@ -328,6 +328,22 @@ def _advance(
     return new_tokens
 
 
+# One search call holds, per row (sentence x beam), the (V,) log-probs of a step, its candidates'
+# scores, and the encoder output and attention history, both (S, H) or (t, S) wide. Rows are
+# capped so that a large beam decodes fewer sentences at a time instead of taking the machine's
+# memory (beam 1000 on 64 sentences in one call needs about 23 GB); row x source-token cells are
+# capped too, because the attention history grows with the square of the source length.
+MAX_DECODE_ROWS = 1024
+MAX_DECODE_CELLS = 1 << 16
+
+
+def decode_batch_size(batch_size: int, beam_size: int, src_len: int) -> int:
+    """Sentences per search call: at most ``batch_size``, fewer when beam x batch is large."""
+    by_rows = MAX_DECODE_ROWS // beam_size
+    by_cells = MAX_DECODE_CELLS // (beam_size * max(src_len, 1))
+    return max(1, min(batch_size, by_rows, by_cells))
+
+
 def decode_corpus(
     model: Decodable,
     src: Sequence[Sequence[int]],
@@ -335,8 +351,10 @@ def decode_corpus(
     device: torch.device | str,
     batch_size: int = 64,
 ) -> list[list[Hypothesis]]:
-    """Decode many id sequences (no BOS/EOS) in length-sorted batches of ``batch_size``.
+    """Decode many id sequences (no BOS/EOS) in length-sorted batches of up to ``batch_size``.
 
+    A batch holds fewer sentences when its beams would take too much memory
+    (`decode_batch_size`); batching changes the scores only by float rounding.
     Returns ``search``'s result per sentence, in input order.
     """
     empty = [i for i, ids in enumerate(src) if not ids]
@@ -346,8 +364,12 @@ def decode_corpus(
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     order = sorted(range(len(src)), key=lambda i: -len(src[i]))  # similar lengths pad little
     results: list[list[Hypothesis]] = [[] for _ in src]
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
+    start = 0
+    while start < len(order):
+        # the longest sentence comes first in each batch, and sets its width
+        size = decode_batch_size(batch_size, cfg.beam_size, len(src[order[start]]))
+        chunk = order[start : start + size]
+        start += size
         lengths = torch.tensor([len(src[i]) for i in chunk])
         src_ids = torch.full((len(chunk), int(lengths.max())), PAD_ID, dtype=torch.long)
         for row, i in enumerate(chunk):

@@ -47,9 +47,16 @@ def train_sentencepiece(sentences: Iterable[str], cfg: SubwordConfig) -> bytes:
     return model.getvalue()
 
 
-def _load(proto: bytes) -> spm.SentencePieceProcessor:
+def _load(proto: bytes, source: str = "the SentencePiece model") -> spm.SentencePieceProcessor:
+    """Parse a serialised model; ValueError naming ``source`` if it is damaged or not one."""
     processor = spm.SentencePieceProcessor()
-    processor.LoadFromSerializedProto(proto)
+    try:
+        processor.LoadFromSerializedProto(proto)
+    except RuntimeError:  # SentencePiece reports every parse failure so, with a C++ source line
+        raise ValueError(
+            f"{source} is not a valid SentencePiece model ({len(proto)} bytes that do not "
+            "parse): it is damaged or truncated; copy the run directory again or retrain it"
+        ) from None
     return processor
 
 
@@ -59,12 +66,18 @@ class Tokenizer:
     Ids never include BOS/EOS: `data` adds them where the model needs them.
     """
 
-    def __init__(self, src_proto: bytes, tgt_proto: bytes | None = None) -> None:
+    def __init__(
+        self,
+        src_proto: bytes,
+        tgt_proto: bytes | None = None,
+        sources: tuple[str, str] = ("the source model", "the target model"),
+    ) -> None:
+        """Raises ValueError naming ``sources`` (where each proto came from) if one is damaged."""
         self.joint = tgt_proto is None
         self.src_proto = src_proto
         self.tgt_proto = src_proto if tgt_proto is None else tgt_proto
-        self.src = _load(src_proto)
-        self.tgt = self.src if tgt_proto is None else _load(tgt_proto)
+        self.src = _load(src_proto, sources[0])
+        self.tgt = self.src if tgt_proto is None else _load(tgt_proto, sources[1])
 
     @classmethod
     def train(
@@ -108,9 +121,16 @@ class Tokenizer:
 
     @classmethod
     def load(cls, run_dir: Path) -> Tokenizer:
+        """The model file(s) of a run directory.
+
+        Raises:
+            FileNotFoundError: no model file (names the command that creates one).
+            ValueError: a model file is damaged or not a SentencePiece model (names the file).
+        """
         run_dir = Path(run_dir)
-        if (run_dir / JOINT_FILE).is_file():
-            return cls((run_dir / JOINT_FILE).read_bytes())
+        joint = run_dir / JOINT_FILE
+        if joint.is_file():
+            return cls(joint.read_bytes(), sources=(str(joint), str(joint)))
         src, tgt = run_dir / SRC_FILE, run_dir / TGT_FILE
         for path in (src, tgt):
             if not path.is_file():
@@ -118,4 +138,4 @@ class Tokenizer:
                     f"no SentencePiece model in {run_dir} (expected {JOINT_FILE}, or {SRC_FILE} "
                     f"and {TGT_FILE}); train a run with `seq2seq train` to create one"
                 )
-        return cls(src.read_bytes(), tgt.read_bytes())
+        return cls(src.read_bytes(), tgt.read_bytes(), sources=(str(src), str(tgt)))

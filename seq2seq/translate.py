@@ -38,11 +38,29 @@ class Translation:
     error: str = ""  # why it was not translated (translate(..., skip_invalid=True) only)
 
 
+DEVICES = "auto, cpu, cuda or cuda:N"
+
+
 def pick_device(device: str) -> torch.device:
+    """``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+
+    Raises:
+        ValueError: another name (``tpu``, ``meta``, ...), or a CUDA device that is not there.
+    """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but no CUDA device is available")
+    if device == "cpu":
+        return torch.device("cpu")
+    kind, _, index = device.partition(":")
+    if kind != "cuda" or (index and not index.isdigit()):
+        raise ValueError(f"device {device!r} is not one of {DEVICES}")
+    if not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but no CUDA device is available; use cpu")
+    if index and int(index) >= torch.cuda.device_count():
+        raise ValueError(
+            f"device {device!r} requested but there are {torch.cuda.device_count()} CUDA "
+            f"device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}"
+        )
     return torch.device(device)
 
 
@@ -106,7 +124,16 @@ class Translator:
         if quantize:
             model = quantize_dynamic_int8(model)
         _, info = checkpoint.load_config(run_dir)
-        return cls(model, Tokenizer.load(run_dir), cfg, info, run_dir)
+        tokenizer = Tokenizer.load(run_dir)
+        sizes = (tokenizer.src_vocab_size, tokenizer.tgt_vocab_size)
+        expected = (cfg.model.src_vocab_size, cfg.model.tgt_vocab_size)
+        if sizes != expected:  # e.g. a SentencePiece file from another run, or cut short
+            raise ValueError(
+                f"the SentencePiece model in {run_dir} has {sizes[0]}/{sizes[1]} source/target "
+                f"pieces but the model was trained with {expected[0]}/{expected[1]}: the run "
+                "directory's files do not belong together; copy it again or retrain it"
+            )
+        return cls(model, tokenizer, cfg, info, run_dir)
 
     @property
     def language_pair(self) -> tuple[str, str]:
@@ -114,36 +141,40 @@ class Translator:
 
     def encode_one(self, index: int, sentence: object) -> list[int]:
         """Source ids of one sentence ([] if blank); ValueError naming what is wrong with it."""
+        ids, problem = self._encode_checked(sentence)
+        if problem:
+            raise ValueError(f"sentence {index} {problem}")
+        return ids
+
+    def _encode_checked(self, sentence: object) -> tuple[list[int], str]:
+        """Source ids and "", or [] and what is wrong ("has 2400 characters; the limit is ...")."""
         if not isinstance(sentence, str):
-            raise ValueError(f"sentence {index} is {type(sentence).__name__}, not a string")
+            return [], f"is {type(sentence).__name__}, not a string"
         if len(sentence) > MAX_INPUT_CHARS:
-            raise ValueError(
-                f"sentence {index} has {len(sentence)} characters; the limit is {MAX_INPUT_CHARS}"
-            )
+            return [], f"has {len(sentence)} characters; the limit is {MAX_INPUT_CHARS}"
         visible = "".join(ch for ch in sentence if ch.isprintable() or ch.isspace())
         ids = self.tokenizer.encode_src([normalize(visible)])[0]
         if len(ids) > MAX_INPUT_TOKENS:
-            raise ValueError(
-                f"sentence {index} has {len(ids)} subword tokens; the limit is {MAX_INPUT_TOKENS}"
-            )
-        return ids
+            return [], f"has {len(ids)} subword tokens; the limit is {MAX_INPUT_TOKENS}"
+        return ids, ""
 
     def encode(
         self, sentences: list[str], skip_invalid: bool = False
     ) -> tuple[list[list[int]], list[str]]:
-        """Ids per sentence ([] if blank or skipped) and an error per sentence ("" if none)."""
+        """Ids per sentence ([] if blank or skipped) and an error per sentence ("" if none).
+
+        An error of a skipped sentence carries no index ("the sentence has 2400 characters; ..."):
+        the caller knows which sentence it belongs to and numbers it as its user does.
+        """
         if isinstance(sentences, str) or not isinstance(sentences, list | tuple):
             raise ValueError("translate() takes a list of strings, one sentence each")
         ids, errors = [], []
         for i, sentence in enumerate(sentences):
-            try:
-                ids.append(self.encode_one(i, sentence))
-                errors.append("")
-            except ValueError as err:
-                if not skip_invalid:
-                    raise
-                ids.append([])
-                errors.append(str(err))
+            sentence_ids, problem = self._encode_checked(sentence)
+            if problem and not skip_invalid:
+                raise ValueError(f"sentence {i} {problem}")
+            ids.append(sentence_ids)
+            errors.append(f"the sentence {problem}" if problem else "")
         return ids, errors
 
     def decode_config(

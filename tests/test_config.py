@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from seq2seq.cli import build_parser, config_from_args
-from seq2seq.config import DecodeConfig, ModelConfig, RunConfig, TrainConfig
+from seq2seq.config import (
+    MAX_LENGTH_PENALTY,
+    CleanConfig,
+    DecodeConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+    load_yaml,
+)
 
 
 def test_defaults_are_valid_and_round_trip_through_a_dict():
@@ -74,3 +82,56 @@ def test_unknown_yaml_key_stops_the_command(tmp_path):
     args = build_parser().parse_args(["train", "--config", str(path)])
     with pytest.raises(SystemExit, match="learning_rate"):
         config_from_args(args, ("train",))
+
+
+NAN, INF = float("nan"), float("inf")
+
+
+@pytest.mark.parametrize("alpha", [NAN, INF, -INF, -0.1, MAX_LENGTH_PENALTY + 1e-9, 1000.0])
+def test_length_penalty_must_be_finite_and_in_range(alpha):
+    with pytest.raises(ValueError, match="length_penalty must be"):
+        DecodeConfig(length_penalty=alpha)
+    with pytest.raises(ValueError, match="length_penalty must be"):  # YAML's .nan / .inf too
+        RunConfig.from_dict({"decode": {"length_penalty": alpha}})
+
+
+def test_length_penalty_bounds_are_accepted():
+    assert DecodeConfig(length_penalty=0.0).length_penalty == 0.0
+    assert DecodeConfig(length_penalty=MAX_LENGTH_PENALTY).length_penalty == MAX_LENGTH_PENALTY
+
+
+@pytest.mark.parametrize(
+    ("make", "field_name"),
+    [
+        (lambda: DecodeConfig(max_length_ratio=INF), "max_length_ratio"),
+        (lambda: TrainConfig(lr=NAN), "lr"),
+        (lambda: TrainConfig(max_minutes=INF), "max_minutes"),
+        (lambda: TrainConfig(clip_norm=NAN), "clip_norm"),
+        (lambda: CleanConfig(max_ratio=INF), "max_ratio"),
+    ],
+)
+def test_every_float_setting_must_be_finite(make, field_name):
+    with pytest.raises(ValueError, match=f"{field_name} must be a finite number"):
+        make()
+
+
+@pytest.mark.parametrize("name", ["", "  ", ".", "..", "../elsewhere", "a/b", "/tmp/x", "a\\b"])
+def test_run_name_must_be_one_folder_inside_out_dir(name):
+    with pytest.raises(ValueError, match="train.name"):
+        TrainConfig(name=name)
+
+
+def test_ordinary_run_names_are_accepted():
+    for name in ("run", "de-en_gru.v2", "übersetzer"):
+        assert TrainConfig(name=name).name == name
+
+
+def test_malformed_yaml_is_a_value_error_naming_file_and_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  lr: [0.1\nmodel:\n  cell: gru\n")
+    with pytest.raises(ValueError, match=r"bad\.yaml is not valid YAML: .* at line \d+") as err:
+        load_yaml(path)
+    assert "\n" not in str(err.value)
+    path.write_bytes(b"train:\n  name: \xff\n")
+    with pytest.raises(ValueError, match=r"bad\.yaml is not UTF-8"):
+        load_yaml(path)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import io
+import os
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,7 @@ from seq2seq.corpus import (
     read_lines,
     read_pairs,
     read_parallel_files,
+    read_text_lines,
     read_tsv,
 )
 
@@ -49,6 +52,49 @@ def test_undecodable_bytes_name_the_file_and_line(tmp_path):
     path.write_bytes("ok\nfine\ncaf\u00e9\n".encode("latin-1"))
     with pytest.raises(ValueError, match=r"latin1\.txt, line 3: not valid UTF-8"):
         read_lines(path)
+
+
+# Characters that str.splitlines() (and text-mode stdin split with it) takes for line breaks.
+NOT_NEWLINES = "\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029\r"
+
+
+def read_through_pipe(data: bytes) -> tuple[list[str], list[str]]:
+    """`read_text_lines` on a real, unseekable pipe, as stdin is when a program pipes into it."""
+    read_fd, write_fd = os.pipe()
+    os.write(write_fd, data)  # small enough for the pipe's buffer
+    os.close(write_fd)
+    with open(read_fd, "rb") as pipe:
+        return read_text_lines(pipe)
+
+
+def test_text_lines_split_on_newline_only_the_same_from_file_stream_and_pipe(tmp_path):
+    text = "".join(f"vor{ch}nach {i}\n" for i, ch in enumerate(NOT_NEWLINES)) + "last\r\n"
+    data = ("\ufeff" + text).encode()
+    expected = [f"vor{ch}nach {i}" for i, ch in enumerate(NOT_NEWLINES)] + ["last"]
+    (tmp_path / "in.txt").write_bytes(data)
+    (tmp_path / "in.gz").write_bytes(gzip.compress(data))
+    for source in (tmp_path / "in.txt", str(tmp_path / "in.gz"), io.BytesIO(data)):
+        assert read_text_lines(source) == (expected, [""] * len(expected))
+    assert read_through_pipe(data) == (expected, [""] * len(expected))
+    assert read_through_pipe(gzip.compress(data)) == (expected, [""] * len(expected))
+    assert read_lines(tmp_path / "in.txt") == expected  # the corpus reader splits the same way
+
+
+def test_undecodable_line_is_kept_empty_with_its_reason(tmp_path):
+    data = b"Ein Hund.\nEine Katze \xff\xfe.\n\xe9t\xe9\r\nEin Mann.\n"
+    path = tmp_path / "latin1.txt"
+    path.write_bytes(data)
+    expected_lines = ["Ein Hund.", "", "", "Ein Mann."]
+    expected_errors = [
+        "",
+        "not valid UTF-8 (byte 0xff at offset 11)",  # after "Eine Katze "
+        "not valid UTF-8 (byte 0xe9 at offset 0)",
+        "",
+    ]
+    assert read_text_lines(path) == (expected_lines, expected_errors)
+    assert read_through_pipe(data) == (expected_lines, expected_errors)
+    with pytest.raises(ValueError, match=r"latin1\.txt, line 2: not valid UTF-8"):
+        read_lines(path)  # corpora stay strict: a training pair must not silently vanish
 
 
 def test_damaged_gzip_is_a_value_error(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from seq2seq.config import SubwordConfig
@@ -59,3 +61,21 @@ def test_joint_and_separate_vocabularies_save_and_load(tmp_path):
 def test_missing_model_names_the_folder_and_the_command(tmp_path):
     with pytest.raises(FileNotFoundError, match="seq2seq train"):
         Tokenizer.load(tmp_path)
+
+
+@pytest.mark.parametrize("damage", ["random", "truncated", "empty"])
+def test_damaged_model_file_is_a_value_error_naming_it(tmp_path, damage):
+    src, tgt = ["ein hund läuft", "eine katze schläft"] * 20, ["a dog runs", "a cat sleeps"] * 20
+    tok = Tokenizer.train(src, tgt, SubwordConfig(vocab_size=300, model_type="bpe"))
+    tok.save(tmp_path)
+    path = tmp_path / "spm.model"
+    proto = path.read_bytes()
+    damaged = {
+        "random": random.Random(0).randbytes(len(proto)),
+        "truncated": proto[: len(proto) // 2],  # a copy cut short
+        "empty": b"",
+    }[damage]
+    path.write_bytes(damaged)
+    with pytest.raises(ValueError, match=r"spm\.model is not a valid SentencePiece model") as err:
+        Tokenizer.load(tmp_path)
+    assert "\n" not in str(err.value)
