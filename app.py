@@ -48,6 +48,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio: no 
 import gradio as gr  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from seq2seq.config import MAX_LENGTH_PENALTY  # noqa: E402
 from seq2seq.report import AttentionExample, plot_attention  # noqa: E402
 from seq2seq.translate import MAX_INPUT_CHARS, Translator  # noqa: E402
 
@@ -56,7 +57,6 @@ TRAIN_COMMAND = "seq2seq train --config configs/multi30k-de-en.yaml"
 MAX_LINES = 32  # lines per request: a CPU model serves many users one request at a time
 MAX_NBEST = 5  # n-best rows shown per line
 MAX_BEAM = 10
-MAX_LENGTH_PENALTY = 2.0
 QUEUE_SIZE = 256  # waiting requests before the queue turns new ones away
 NUM_EXAMPLES = 8
 EXAMPLE_DIRS = (REPO / "data" / "multi30k", REPO.parent / "shared" / "data" / "multi30k")

@@ -63,9 +63,13 @@ def add_config_flags(parser: argparse.ArgumentParser, sections: Sequence[str]) -
             )
 
 
-def config_from_args(args: argparse.Namespace, sections: Sequence[str]) -> RunConfig:
-    """Defaults, then the YAML file, then the flags; every value validated by the dataclasses."""
-    raw: dict[str, Any] = load_yaml(args.config) if getattr(args, "config", None) else {}
+def config_from_args(
+    args: argparse.Namespace, sections: Sequence[str], base: dict[str, Any] | None = None
+) -> RunConfig:
+    """``base`` (default: the dataclass defaults), then the YAML file, then the flags; every
+    value validated by the dataclasses."""
+    raw: dict[str, Any] = {section: dict(values) for section, values in (base or {}).items()}
+    given: dict[str, Any] = load_yaml(args.config) if getattr(args, "config", None) else {}
     defaults = RunConfig()
     for section in sections:
         for f in dataclasses.fields(getattr(defaults, section)):
@@ -73,7 +77,12 @@ def config_from_args(args: argparse.Namespace, sections: Sequence[str]) -> RunCo
             if text is not None:
                 default = getattr(getattr(defaults, section), f.name)
                 flag = f"--{section}.{f.name}"
-                raw.setdefault(section, {})[f.name] = _parse_value(text, default, flag)
+                given.setdefault(section, {})[f.name] = _parse_value(text, default, flag)
+    for section, values in given.items():
+        if isinstance(values, dict) and isinstance(raw.get(section), dict):
+            raw[section].update(values)
+        else:
+            raw[section] = values
     try:
         return build(RunConfig, raw, where="config")
     except ValueError as err:
@@ -111,6 +120,11 @@ def cmd_train(args: argparse.Namespace) -> None:
     from seq2seq.train import train
 
     cfg = config_from_args(args, SECTIONS)
+    if args.resume:  # the run's own settings, then what this command changes
+        from seq2seq.checkpoint import load_config
+
+        saved, _ = load_config(Path(cfg.train.out_dir) / cfg.train.name)
+        cfg = config_from_args(args, SECTIONS, base=saved.to_dict())
     run_dir = train(cfg, resume=args.resume)
     print(run_dir)
 
@@ -292,7 +306,12 @@ def build_parser() -> argparse.ArgumentParser:
         "defaults, then --config FILE.yaml, then --SECTION.FIELD flags.",
     )
     train.add_argument("--config", help="YAML file (sections: " + ", ".join(SECTIONS) + ")")
-    train.add_argument("--resume", action="store_true", help="continue the run from last.pt")
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run from last.pt, with its saved settings; flags may change the data "
+        "paths and the training policy, not the model or vocabulary",
+    )
     add_config_flags(train, SECTIONS)
     train.set_defaults(func=cmd_train)
 

@@ -28,6 +28,15 @@ def train_sentencepiece(sentences: Iterable[str], cfg: SubwordConfig) -> bytes:
     """Train one SentencePiece model from memory and return its serialised proto."""
     model = io.BytesIO()
     spm.set_random_generator_seed(1)  # the same corpus gives the same vocabulary
+    try:
+        _train(sentences, cfg, model)
+    except RuntimeError as err:  # e.g. a vocabulary smaller than the corpus's characters
+        reason = str(err).split("] ", 1)[-1]
+        raise ValueError(f"SentencePiece could not train with {cfg}: {reason}") from err
+    return model.getvalue()
+
+
+def _train(sentences: Iterable[str], cfg: SubwordConfig, model: io.BytesIO) -> None:
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(sentences),
         model_writer=model,
@@ -44,7 +53,6 @@ def train_sentencepiece(sentences: Iterable[str], cfg: SubwordConfig) -> bytes:
         minloglevel=2,
         num_threads=1,
     )
-    return model.getvalue()
 
 
 def _load(proto: bytes, source: str = "the SentencePiece model") -> spm.SentencePieceProcessor:

@@ -152,3 +152,41 @@ def test_prepare_train_kill_resume_evaluate(tmp_path: Path, mirror_url: str) -> 
     assert "case:mixed" in evaluated.stdout and "tok:13a" in evaluated.stdout
     assert report["systems"][-1]["scores"]["bleu"]["signature"] in evaluated.stdout
     assert (report_dir / "report.md").is_file()
+
+
+def test_resume_needs_only_the_run_name_and_refuses_model_flags(tmp_path: Path) -> None:
+    from test_train import write_task_files
+
+    spec = write_task_files(tmp_path / "corpus", 200, seed=3)
+    common = [
+        "--train.out_dir",
+        str(tmp_path / "runs"),
+        "--train.name",
+        "r",
+        "--train.threads",
+        "1",
+    ]
+    started = run(
+        "train", *common,
+        "--data.corpus", "files", "--data.src_lang", "xx", "--data.tgt_lang", "yy",
+        "--data.train", spec, "--data.valid", spec,
+        "--subword.vocab_size", "300", "--subword.model_type", "bpe",
+        "--model.cell", "lstm", "--model.hidden_size", "24", "--model.embed_size", "8",
+        "--train.max_tokens", "200", "--train.max_steps", "4",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    # Everything but the name and the new limit comes from the run's saved config.
+    resumed = run("train", *common, "--train.max_steps", "6", "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    state = checkpoint.load_state(tmp_path / "runs" / "r" / checkpoint.STATE_FILE)
+    assert state["progress"]["step"] == 6
+    saved, _ = checkpoint.load_config(tmp_path / "runs" / "r")
+    assert (saved.model.cell, saved.model.hidden_size, saved.train.max_steps) == ("lstm", 24, 6)
+    refused = run(
+        "train", *common, "--train.max_steps", "8", "--model.hidden_size", "32", "--resume",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert refused.returncode != 0
+    assert "--model.hidden_size differ from the run being resumed" in refused.stderr
+    assert "Traceback" not in refused.stderr

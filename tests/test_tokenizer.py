@@ -79,3 +79,9 @@ def test_damaged_model_file_is_a_value_error_naming_it(tmp_path, damage):
     with pytest.raises(ValueError, match=r"spm\.model is not a valid SentencePiece model") as err:
         Tokenizer.load(tmp_path)
     assert "\n" not in str(err.value)
+
+
+def test_a_vocabulary_too_small_for_the_corpus_is_a_value_error():
+    with pytest.raises(ValueError, match="subword.vocab_size|vocab_size") as err:
+        Tokenizer.train(["ein Hund"] * 20, ["a dog"] * 20, SubwordConfig(vocab_size=120))
+    assert "Vocabulary size is smaller than required_chars" in str(err.value)
