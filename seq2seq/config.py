@@ -15,10 +15,16 @@ from typing import Any, Literal, TypeVar, get_args
 CellType = Literal["rnn", "gru", "lstm"]
 AttentionType = Literal["none", "bahdanau", "dot", "general"]
 SubwordType = Literal["unigram", "bpe"]
+DecodeMethod = Literal["greedy", "beam", "sample"]
+# "auto", the default, is what every run saved before there was a choice of method meant: beam
+# search when beam_size > 1, greedy search when it is 1.
+DecodeMethodSetting = Literal["auto", DecodeMethod]
 
 CELL_TYPES: tuple[str, ...] = get_args(CellType)
 ATTENTION_TYPES: tuple[str, ...] = get_args(AttentionType)
 SUBWORD_TYPES: tuple[str, ...] = get_args(SubwordType)
+DECODE_METHODS: tuple[str, ...] = get_args(DecodeMethod)
+DECODE_METHOD_SETTINGS: tuple[str, ...] = get_args(DecodeMethodSetting)
 
 
 # GNMT's alpha: Wu et al. (2016, §7) tuned it in [0, 1] and shipped runs use up to 1.4. Above 1,
@@ -236,10 +242,11 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class DecodeConfig:
-    """How `search` turns a model into output ids."""
+    """How `search` turns a model into output ids: which method, and its settings."""
 
+    method: DecodeMethodSetting = "auto"  # greedy | beam | sample; auto: beam if beam_size > 1
     beam_size: int = 5
-    nbest: int = 1
+    nbest: int = 1  # hypotheses returned per sentence, best first
     length_penalty: float = 1.0  # GNMT alpha; 0 = raw log-probability
     max_length_ratio: float = 2.0  # output may be this many times the source length ...
     max_length_offset: int = 10  # ... plus this many tokens
@@ -247,12 +254,21 @@ class DecodeConfig:
     # only once no active hypothesis could still beat them (exact, but with a length penalty it
     # usually runs to the length limit).
     exhaustive: bool = False
+    # Sampling: each token is drawn from the model's distribution, divided by the temperature
+    # (< 1 sharper, > 1 flatter), then cut to the top_k likeliest tokens (0 = all) and to the
+    # smallest set whose probability reaches top_p (nucleus sampling, Holtzman et al. 2020).
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    num_samples: int = 1  # samples drawn per sentence; nbest of them are returned
+    seed: int = 0  # samples are reproducible: the same seed and input give the same samples
 
     def __post_init__(self) -> None:
         _check_finite(self)
-        _check_positive(self, "beam_size", "nbest", "max_length_ratio")
-        if self.nbest > self.beam_size:
-            raise ValueError(f"nbest={self.nbest} exceeds beam_size={self.beam_size}")
+        _check_choice("method", self.method, DECODE_METHOD_SETTINGS)
+        _check_positive(
+            self, "beam_size", "nbest", "max_length_ratio", "temperature", "num_samples"
+        )
         if not 0.0 <= self.length_penalty <= MAX_LENGTH_PENALTY:
             raise ValueError(
                 f"length_penalty must be in [0, {MAX_LENGTH_PENALTY:g}], got "
@@ -260,6 +276,55 @@ class DecodeConfig:
             )
         if self.max_length_offset < 0:
             raise ValueError(f"max_length_offset must be >= 0, got {self.max_length_offset}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be >= 0 (0 keeps every token), got {self.top_k}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1] (1 keeps every token), got {self.top_p!r}")
+        if not 0 <= self.seed < 2**63:  # what torch.Generator.manual_seed takes
+            raise ValueError(f"seed must be from 0 to 2**63 - 1, got {self.seed}")
+        if self.nbest > self.rows_per_sentence:
+            raise ValueError(f"nbest={self.nbest} exceeds {self._most_hypotheses()}")
+
+    @property
+    def resolved_method(self) -> DecodeMethod:
+        """The method `search` runs: ``method``, with ``auto`` resolved by the beam size."""
+        if self.method == "auto":
+            return "greedy" if self.beam_size == 1 else "beam"
+        return self.method
+
+    @property
+    def rows_per_sentence(self) -> int:
+        """Decoder rows a sentence takes in a search batch: 1 (greedy), beam_size (beam) or
+        num_samples (sample); also the most hypotheses its method returns."""
+        rows = {"greedy": 1, "beam": self.beam_size, "sample": self.num_samples}
+        return rows[self.resolved_method]
+
+    def _most_hypotheses(self) -> str:
+        if self.resolved_method == "sample":
+            return f"num_samples={self.num_samples}"
+        if self.method == "greedy":
+            return "1: greedy search gives one hypothesis"
+        return f"beam_size={self.beam_size}"
+
+    def override(self, **changes: Any) -> DecodeConfig:
+        """These settings with ``changes`` (field names; a None value keeps the setting).
+
+        A beam size given without a method means beam search of that width (greedy at 1), as
+        the beam size alone always has: ``method`` becomes ``auto``.
+
+        Raises:
+            ValueError: an unknown setting, or a value or combination that is not valid.
+        """
+        known = [f.name for f in fields(self)]
+        unknown = sorted(set(changes) - set(known))
+        if unknown:
+            raise ValueError(
+                f"unknown decoding setting(s) {', '.join(unknown)}; valid: {', '.join(known)}"
+            )
+        given = {name: value for name, value in changes.items() if value is not None}
+        if "beam_size" in given and "method" not in given:
+            given["method"] = "auto"
+        return dataclasses.replace(self, **given)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,11 @@
-"""Greedy and beam search over a model's ``encode`` / ``initial_state`` / ``decode_step``.
+"""Decoding methods by name (greedy, beam, sample), and decoding a whole corpus in batches.
 
+`search` runs the method a `DecodeConfig` names, through the registry `METHODS`; greedy and
+beam search are here, sampling in `seq2seq.sampling`, what all share in `seq2seq.decoding`.
 Shapes: B sentences, S source length, V target vocabulary, K beam size, N active rows (B or B*K),
 t tokens generated so far.
 
-The policy, shared by both searches and by ``bench/reference_beam.py``:
+The policy, shared by all methods and by ``bench/reference_beam.py``:
 
 - PAD and BOS are never generated (their log-probs are masked to -inf); UNK may be.
 - A sentence's output has at most ``ceil(max_length_ratio * src_len) + max_length_offset``
@@ -18,120 +20,57 @@ The policy, shared by both searches and by ``bench/reference_beam.py``:
   bounds every score it can still reach (with alpha = 0 the bound is L itself). Done sentences
   leave the batch. Exhaustively with alpha = 0, beam size 1 equals greedy; with alpha > 0 it may
   search on after greedy's EOS and only ever find a higher score.
+- Sampling: each of a sentence's samples draws its tokens one by one, until EOS or the limit,
+  from the model's distribution reshaped by temperature, top-k and top-p; its log-prob and score
+  are the model's own, as for greedy and beam, so that all three rank on one scale.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
 
 import torch
 from torch import Tensor
 
-from seq2seq.config import DecodeConfig
+from seq2seq.config import DecodeConfig, DecodeMethod
+from seq2seq.decoding import (
+    Decodable,
+    EncoderOutputLike,
+    Hypothesis,
+    Selectable,
+    decoding_mode,
+    length_penalty,
+    make_hypothesis,
+    mask_never_generated,
+    max_output_lengths,
+)
+from seq2seq.sampling import corpus_batch_seed, sample_search
 from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
-NEVER_GENERATED = (PAD_ID, BOS_ID)
-
-
-_Rows = TypeVar("_Rows", bound="Selectable")
-
-
-class Selectable(Protocol):
-    """A batch-first value (the decoder state, the encoder output) that search reorders."""
-
-    def select(self: _Rows, rows: Tensor) -> _Rows:
-        """The batch rows ``rows`` ``(N',)``: reordered, repeated or dropped."""
-        ...
-
-
-class EncoderOutputLike(Selectable, Protocol):
-    src_pad_mask: Tensor  # (B, S) True at padding
-
-
-class Decodable(Protocol):
-    """What search needs of a model (``model.Seq2Seq`` is one)."""
-
-    training: bool
-
-    def train(self, mode: bool = True) -> Any: ...
-
-    def encode(self, src_ids: Tensor, src_lengths: Tensor) -> EncoderOutputLike: ...
-
-    def initial_state(self, enc: Any) -> Selectable: ...
-
-    def decode_step(
-        self, prev_ids: Tensor, state: Any, enc: Any
-    ) -> tuple[Tensor, Selectable, Tensor]: ...
-
-
-@dataclass
-class Hypothesis:
-    """One output sentence: ids without BOS/EOS, its ranking score and its attention."""
-
-    token_ids: list[int]
-    score: float  # log_prob / lp(n), what hypotheses are ranked by
-    log_prob: float  # sum of the generated tokens' log-probs, EOS included when generated
-    attention: Tensor  # (len(token_ids), src_len) on the CPU, one row per output token
-
-
-def length_penalty(length: int, alpha: float) -> float:
-    """GNMT's lp(n) = ((5 + n) / 6) ** alpha for n generated tokens (EOS counted)."""
-    return float(((5 + length) / 6) ** alpha)
-
-
-def max_output_lengths(src_lengths: Tensor, cfg: DecodeConfig) -> list[int]:
-    """Most generated tokens (EOS included) allowed per sentence; at least 1."""
-    ratio, offset = cfg.max_length_ratio, cfg.max_length_offset
-    return [max(1, math.ceil(ratio * n) + offset) for n in src_lengths.tolist()]
-
-
-def make_hypothesis(
-    tokens: list[int], attention: Tensor, log_prob: float, src_len: int, alpha: float
-) -> Hypothesis:
-    """Build a finished hypothesis from its generated ``tokens`` and attention rows ``(t, S)``."""
-    n = len(tokens)
-    if tokens and tokens[-1] == EOS_ID:  # the EOS row is dropped; a truncated one has none
-        tokens, attention = tokens[:-1], attention[:-1]
-    return Hypothesis(
-        token_ids=tokens,
-        score=log_prob / length_penalty(n, alpha),
-        log_prob=log_prob,
-        attention=attention[:, :src_len].float().cpu(),  # (len(tokens), src_len)
-    )
-
-
-def mask_never_generated(log_probs: Tensor) -> Tensor:
-    """Float32 log-probs with PAD and BOS impossible. ``(N, V) -> (N, V)``."""
-    specials = torch.tensor(NEVER_GENERATED, device=log_probs.device)
-    return log_probs.float().index_fill(1, specials, -math.inf)
+# How one method decodes a batch: ``(model, src_ids (B, S), src_lengths (B,), cfg)`` -> per
+# sentence, in input order, its hypotheses, best first.
+SearchMethod = Callable[[Decodable, Tensor, Tensor, DecodeConfig], list[list[Hypothesis]]]
 
 
 def _float64(values: list[float], device: torch.device) -> Tensor:
     return torch.tensor(values, dtype=torch.float64, device=device)
 
 
-@contextmanager
-def _decoding(model: Decodable) -> Iterator[None]:
-    """Eval mode (no dropout) and no autograd while decoding; the model's mode is restored."""
-    was_training = model.training
-    model.train(False)
-    try:
-        with torch.inference_mode():
-            yield
-    finally:
-        model.train(was_training)
-
-
 def search(
     model: Decodable, src_ids: Tensor, src_lengths: Tensor, cfg: DecodeConfig
 ) -> list[list[Hypothesis]]:
-    """Greedy search if ``cfg.beam_size == 1``, else beam search."""
-    decode = greedy_search if cfg.beam_size == 1 else beam_search
-    return decode(model, src_ids, src_lengths, cfg)
+    """Decode a batch with the method ``cfg`` names (``auto``: beam, greedy at beam size 1).
+
+    Args:
+        src_ids: ``(B, S)`` padded source ids; src_lengths: ``(B,)``.
+
+    Returns:
+        Per sentence, in input order, at most ``cfg.nbest`` hypotheses, best first.
+    """
+    return METHODS[cfg.resolved_method](model, src_ids, src_lengths, cfg)
 
 
 def greedy_search(
@@ -165,6 +104,13 @@ def beam_search(
     return _search(
         model, src_ids, src_lengths, cfg, beam_size=k, width=2 * k, exhaustive=cfg.exhaustive
     )
+
+
+METHODS: dict[DecodeMethod, SearchMethod] = {
+    "greedy": greedy_search,
+    "beam": beam_search,
+    "sample": sample_search,
+}
 
 
 @dataclass
@@ -223,7 +169,7 @@ def _search(
     hypotheses and, if ``exhaustive``, no active one can still beat the worst of them.
     """
     k = beam_size
-    with _decoding(model):
+    with decoding_mode(model):
         enc = model.encode(src_ids, src_lengths)
         batch, device = src_ids.size(0), src_ids.device
         beams = _Beams(
@@ -367,14 +313,16 @@ def decode_corpus(
     start = 0
     while start < len(order):
         # the longest sentence comes first in each batch, and sets its width
-        size = decode_batch_size(batch_size, cfg.beam_size, len(src[order[start]]))
+        size = decode_batch_size(batch_size, cfg.rows_per_sentence, len(src[order[start]]))
         chunk = order[start : start + size]
+        # each batch samples from a stream of its own, not a repeat of the first batch's
+        batch_cfg = dataclasses.replace(cfg, seed=corpus_batch_seed(cfg.seed, start))
         start += size
         lengths = torch.tensor([len(src[i]) for i in chunk])
         src_ids = torch.full((len(chunk), int(lengths.max())), PAD_ID, dtype=torch.long)
         for row, i in enumerate(chunk):
             src_ids[row, : len(src[i])] = torch.tensor(src[i])
-        hyps = search(model, src_ids.to(device), lengths.to(device), cfg)
+        hyps = search(model, src_ids.to(device), lengths.to(device), batch_cfg)
         for i, sentence_hyps in zip(chunk, hyps, strict=True):
             results[i] = sentence_hyps
     return results

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+from pathlib import Path
+
 import pytest
 
 from seq2seq.cli import build_parser, config_from_args
@@ -14,6 +18,8 @@ from seq2seq.config import (
     TrainConfig,
     load_yaml,
 )
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_defaults_are_valid_and_round_trip_through_a_dict():
@@ -135,3 +141,77 @@ def test_malformed_yaml_is_a_value_error_naming_file_and_line(tmp_path):
     path.write_bytes(b"train:\n  name: \xff\n")
     with pytest.raises(ValueError, match=r"bad\.yaml is not UTF-8"):
         load_yaml(path)
+
+
+# --- decoding method and sampling settings ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        ({"method": "nucleus"}, "method='nucleus' is not one of auto, greedy, beam, sample"),
+        ({"temperature": 0.0}, "temperature must be positive"),
+        ({"temperature": -1.0}, "temperature must be positive"),
+        ({"temperature": NAN}, "temperature must be a finite number"),
+        ({"temperature": INF}, "temperature must be a finite number"),
+        ({"top_k": -1}, "top_k must be >= 0"),
+        ({"top_p": 0.0}, r"top_p must be in \(0, 1\]"),
+        ({"top_p": 1.5}, r"top_p must be in \(0, 1\]"),
+        ({"top_p": NAN}, "top_p must be a finite number"),
+        ({"num_samples": 0}, "num_samples must be positive"),
+        ({"seed": -1}, "seed must be from 0"),
+        ({"seed": 2**63}, "seed must be from 0"),
+        ({"method": "sample", "num_samples": 2, "nbest": 3}, "nbest=3 exceeds num_samples=2"),
+        ({"method": "greedy", "nbest": 2}, "greedy search gives one hypothesis"),
+        ({"method": "beam", "beam_size": 2, "nbest": 3}, "nbest=3 exceeds beam_size=2"),
+    ],
+)
+def test_bad_decoding_settings_name_the_field(changes, needle):
+    with pytest.raises(ValueError, match=needle):
+        DecodeConfig(**changes)
+
+
+def test_nbest_is_bounded_by_what_the_method_returns():
+    # a method's own width counts, not the beam size it ignores
+    assert DecodeConfig(method="sample", beam_size=1, num_samples=4, nbest=4).nbest == 4
+    assert DecodeConfig(method="beam", beam_size=3, num_samples=1, nbest=3).nbest == 3
+    assert DecodeConfig(method="greedy", beam_size=5).rows_per_sentence == 1
+
+
+def test_configs_saved_without_a_method_decode_as_before():
+    # Runs saved before there was a method field name only a beam size: beam search above 1,
+    # greedy at 1. The shipped configs are such runs.
+    for beam_size, method in [(1, "greedy"), (2, "beam"), (5, "beam")]:
+        cfg = RunConfig.from_dict({"decode": {"beam_size": beam_size, "length_penalty": 1.4}})
+        assert cfg.decode.method == "auto"
+        assert cfg.decode.resolved_method == method
+        assert cfg.decode.rows_per_sentence == beam_size
+    for path in sorted(REPO.glob("checkpoints/*/config.json")):
+        saved = json.loads(path.read_text(encoding="utf-8"))["config"]
+        assert "method" not in saved["decode"], f"{path} names a method: pick another example"
+        decode = RunConfig.from_dict(saved).decode
+        assert decode.resolved_method == "beam" and decode.beam_size == saved["decode"]["beam_size"]
+
+
+def test_method_and_sampling_flags_reach_the_config():
+    args = build_parser().parse_args(
+        ["train", "--decode.method", "sample", "--decode.top_p", "0.9", "--decode.seed", "7"]
+    )
+    cfg = config_from_args(args, ("decode",))
+    assert (cfg.decode.method, cfg.decode.top_p, cfg.decode.seed) == ("sample", 0.9, 7)
+    args = build_parser().parse_args(["train", "--decode.method", "nucleus"])
+    with pytest.raises(SystemExit, match="method='nucleus'"):
+        config_from_args(args, ("decode",))
+
+
+def test_override_changes_what_is_given_and_a_beam_size_means_beam_search():
+    sampling = DecodeConfig(method="sample", num_samples=4, nbest=2, temperature=0.7)
+    assert sampling.override(temperature=None, seed=3) == dataclasses.replace(sampling, seed=3)
+    # a beam size alone asks for beam search (greedy at 1), whatever the base's method
+    assert sampling.override(beam_size=3).resolved_method == "beam"
+    assert sampling.override(beam_size=1, nbest=1).resolved_method == "greedy"
+    assert sampling.override(beam_size=3, method="sample").resolved_method == "sample"
+    with pytest.raises(ValueError, match="unknown decoding setting.*temprature.*temperature"):
+        sampling.override(temprature=0.5)
+    with pytest.raises(ValueError, match="nbest=3 exceeds num_samples=2"):
+        sampling.override(num_samples=2, nbest=3)
