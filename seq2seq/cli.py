@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from seq2seq.config import (
+    DECODE_METHODS,
     MAX_LENGTH_PENALTY,
     DataConfig,
     DecodeConfig,
@@ -31,6 +32,21 @@ SECTIONS = ("data", "clean", "subword", "model", "train", "decode")
 # The demo caps its beam at 10; here 64 leaves room for search experiments. Decoding time grows
 # with the beam, and memory is bounded separately by `search.decode_batch_size`.
 MAX_BEAM = 64
+# translate's and evaluate's decoding flags: DecodeConfig field -> (argparse dest, flag). A flag
+# left out keeps the run's saved setting.
+DECODE_FLAGS = {
+    "method": ("method", "--method"),
+    "beam_size": ("beam", "--beam"),
+    "nbest": ("nbest", "--nbest"),
+    "length_penalty": ("length_penalty", "--length-penalty"),
+    "num_samples": ("samples", "--samples"),
+    "temperature": ("temperature", "--temperature"),
+    "top_k": ("topk", "--topk"),
+    "top_p": ("topp", "--topp"),
+    "seed": ("seed", "--seed"),
+}
+# Flags whose range DecodeConfig checks on their own, before anything is loaded.
+RANGED_DECODE_FIELDS = ("length_penalty", "temperature", "top_k", "top_p", "seed")
 # What a user can cause and fix (bad values, missing or damaged files, no network): one line
 # on stderr. Anything else is a bug and keeps its traceback.
 EXPECTED_ERRORS = (ValueError, OSError, DownloadError)
@@ -131,18 +147,31 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def check_decoding_args(args: argparse.Namespace) -> None:
     """Refuse bad decoding flags before any model, input or output file is touched."""
-    if not 1 <= args.beam <= MAX_BEAM:
-        raise SystemExit(f"error: --beam must be from 1 (greedy) to {MAX_BEAM}, got {args.beam}")
+    beam, samples = args.beam, getattr(args, "samples", None)
+    if beam is not None and not 1 <= beam <= MAX_BEAM:
+        raise SystemExit(f"error: --beam must be from 1 (greedy) to {MAX_BEAM}, got {beam}")
+    if samples is not None and not 1 <= samples <= MAX_BEAM:
+        raise SystemExit(f"error: --samples must be from 1 to {MAX_BEAM}, got {samples}")
     nbest = getattr(args, "nbest", 1)
-    if not 1 <= nbest <= args.beam:
-        raise SystemExit(f"error: --nbest must be from 1 to --beam ({args.beam}), got {nbest}")
+    if nbest < 1:
+        raise SystemExit(f"error: --nbest must be at least 1, got {nbest}")
+    if beam is not None and getattr(args, "method", None) != "sample" and nbest > beam:
+        raise SystemExit(f"error: --nbest must be from 1 to --beam ({beam}), got {nbest}")
     if args.batch_size < 1:
         raise SystemExit(f"error: --batch-size must be at least 1, got {args.batch_size}")
-    if args.length_penalty is not None:
-        try:  # DecodeConfig owns the rule, so the demo and the API refuse the same values
-            DecodeConfig(length_penalty=args.length_penalty)
-        except ValueError as err:
-            raise SystemExit(f"error: --length-penalty: {err}") from None
+    for name in RANGED_DECODE_FIELDS:
+        dest, flag = DECODE_FLAGS[name]
+        value = getattr(args, dest, None)
+        if value is not None:
+            try:  # DecodeConfig owns the rule, so the demo and the API refuse the same values
+                DecodeConfig(**{name: value})
+            except ValueError as err:
+                raise SystemExit(f"error: {flag}: {err}") from None
+
+
+def decode_changes(args: argparse.Namespace) -> dict[str, Any]:
+    """The decoding flags given, by DecodeConfig field (None where left out: the run's)."""
+    return {name: getattr(args, dest, None) for name, (dest, _) in DECODE_FLAGS.items()}
 
 
 def check_output_file(path: Path) -> None:
@@ -179,14 +208,13 @@ def cmd_translate(args: argparse.Namespace) -> None:
     if output is not None:
         check_output_file(output)
     translator = Translator.from_run(args.checkpoint, device=args.device, quantize=args.int8)
+    try:
+        decode = translator.decode_config(**decode_changes(args))
+    except ValueError as err:  # a combination, such as --nbest above the run's beam size
+        raise SystemExit(f"error: the run's decoding settings with these flags: {err}") from None
     lines, read_errors = read_text_lines(args.input if args.input else sys.stdin.buffer)
     results = translator.translate(
-        lines,
-        beam_size=args.beam,
-        nbest=args.nbest,
-        length_penalty=args.length_penalty,
-        batch_size=args.batch_size,
-        skip_invalid=True,
+        lines, decode=decode, batch_size=args.batch_size, skip_invalid=True
     )
     for number, (result, read_error) in enumerate(zip(results, read_errors, strict=True), 1):
         error = read_error or result.error
@@ -227,15 +255,15 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     report_dir = Path(
         args.report_dir or Path(args.checkpoint) / "eval" / (args.test_set or "custom")
     )
-    length_penalty = (
-        translator.cfg.decode.length_penalty if args.length_penalty is None else args.length_penalty
+    decode = translator.decode_config(
+        beam_size=args.beam, nbest=1, length_penalty=args.length_penalty
     )
     report = evaluate_translator(
         translator,
         sources,
         references,
-        beam_size=args.beam,
-        length_penalty=length_penalty,
+        beam_size=decode.beam_size,
+        length_penalty=decode.length_penalty,
         batch_size=args.batch_size,
         report_dir=report_dir,
         compare_hyps=compare,
@@ -251,7 +279,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 def _add_decoding_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="run directory (checkpoints/NAME)")
     parser.add_argument(
-        "--beam", type=int, default=5, help=f"beam size, 1 (greedy) to {MAX_BEAM} (default 5)"
+        "--beam",
+        type=int,
+        default=None,
+        help=f"beam size, 1 (greedy) to {MAX_BEAM} (default: the run's decode.beam_size)",
     )
     parser.add_argument(
         "--length-penalty",
@@ -270,6 +301,37 @@ def _add_decoding_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--int8", action="store_true", help="int8 dynamic quantisation (CPU; see bench/RESULTS.md)"
     )
+
+
+def _add_sampling_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--method",
+        choices=DECODE_METHODS,
+        default=None,
+        help="decoding method (default: the run's decode.method; for runs that name none, beam "
+        "search, greedy at --beam 1); --beam alone means beam search",
+    )
+    parser.add_argument(
+        "--samples",
+        type=int,
+        default=None,
+        help=f"sample: outputs drawn per sentence, 1 to {MAX_BEAM}; --nbest of them are printed, "
+        "best first (default: the run's decode.num_samples)",
+    )
+    for name, kind, meaning in (
+        ("temperature", float, "sample: > 0; below 1 sharper, above 1 flatter"),
+        ("top_k", int, "sample: draw from the K likeliest tokens only; 0 = all"),
+        ("top_p", float, "sample: draw from the smallest set of tokens with mass P, in (0, 1]"),
+        ("seed", int, "sample: the same seed and input give the same samples"),
+    ):
+        dest, flag = DECODE_FLAGS[name]
+        parser.add_argument(
+            flag,
+            dest=dest,
+            type=kind,
+            default=None,
+            help=f"{meaning} (default: the run's decode.{name})",
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -325,11 +387,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(counted from 1) on stderr. With --nbest K > 1 every input line gives exactly K lines "
         "'INDEX<TAB>SCORE<TAB>TEXT', best first, INDEX counting input lines from 0 (as in Moses "
         "n-best lists); a slot without a hypothesis (blank or untranslated line) reads "
-        "'INDEX<TAB>-inf<TAB>'.",
+        "'INDEX<TAB>-inf<TAB>'. Decoding follows the run's saved settings unless flags change "
+        "them: --beam K for beam search, --method sample --samples N --nbest N to see N outputs "
+        "drawn at random (--temperature, --topk, --topp shape the draws; --seed repeats them).",
     )
     _add_decoding_flags(translate)
+    _add_sampling_flags(translate)
     translate.add_argument(
-        "--nbest", type=int, default=1, help="hypotheses per sentence, 1 to --beam"
+        "--nbest", type=int, default=1, help="hypotheses per sentence, 1 to --beam (or --samples)"
     )
     translate.add_argument("--input", help="input file, plain or gzip (default: stdin)")
     translate.add_argument(

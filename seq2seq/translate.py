@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 import warnings
@@ -177,33 +176,37 @@ class Translator:
             errors.append(f"the sentence {problem}" if problem else "")
         return ids, errors
 
-    def decode_config(
-        self, beam_size: int | None, nbest: int, length_penalty: float | None
-    ) -> DecodeConfig:
-        base = self.cfg.decode
-        return dataclasses.replace(
-            base,
-            beam_size=base.beam_size if beam_size is None else beam_size,
-            nbest=nbest,
-            length_penalty=base.length_penalty if length_penalty is None else length_penalty,
-        )
+    def decode_config(self, **changes: Any) -> DecodeConfig:
+        """The run's saved decoding settings with ``changes`` (`DecodeConfig.override`), e.g.
+        ``decode_config(method="sample", num_samples=5, nbest=5, temperature=0.7, seed=1)``.
+
+        Raises:
+            ValueError: an unknown setting or a value that is not valid.
+        """
+        return self.cfg.decode.override(**changes)
 
     def translate(
         self,
         sentences: list[str],
         beam_size: int | None = None,
-        nbest: int = 1,
+        nbest: int | None = None,
         length_penalty: float | None = None,
         batch_size: int = 64,
         with_attention: bool = False,
         skip_invalid: bool = False,
+        decode: DecodeConfig | None = None,
     ) -> list[Translation]:
         """Translate sentences in order; an empty line gives an empty translation.
+
+        Decoding follows ``decode`` (see `decode_config`), by default the run's settings with one
+        hypothesis per sentence; ``beam_size`` (beam search, greedy at 1), ``nbest`` and
+        ``length_penalty`` change it where given.
 
         A sentence that cannot be translated (not a string, over a length limit) raises
         ValueError, or with ``skip_invalid`` gives an empty translation whose ``error`` says why.
         """
-        decode_cfg = self.decode_config(beam_size, nbest, length_penalty)
+        base = decode if decode is not None else self.decode_config(nbest=1)
+        decode_cfg = base.override(beam_size=beam_size, nbest=nbest, length_penalty=length_penalty)
         ids, errors = self.encode(sentences, skip_invalid)
         todo = [i for i, seq in enumerate(ids) if seq]
         hyps = decode_corpus(

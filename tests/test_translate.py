@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import math
 import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
+import seq2seq.search as search_module
+from seq2seq import checkpoint
+from seq2seq.cli import main
+from seq2seq.config import DecodeConfig
 from seq2seq.tokenizer import BOS_ID, EOS_ID, UNK_ID
 from seq2seq.translate import MAX_INPUT_CHARS, MAX_INPUT_TOKENS, Translator
 
@@ -138,3 +146,158 @@ def test_cli_int8_translates_every_line(trained_run):
     assert out.returncode == 0, out.stderr
     lines = out.stdout.split("\n")[:-1]
     assert len(lines) == 3 and lines[0] and lines[1] == "" and lines[2]
+
+
+# --- decoding methods: sampling, and the run's settings as the defaults -------------------------
+
+SENTENCES = ["Ein Mann fährt mit dem Fahrrad.", "Zwei Hunde spielen im Schnee.", "Eine Frau singt."]
+
+
+def nbest_lists(results):
+    return [result.nbest for result in results]
+
+
+def test_translator_samples_ranked_outputs_reproducibly(translator):
+    decode = translator.decode_config(
+        method="sample", num_samples=4, nbest=4, temperature=1.5, seed=1
+    )
+    first = translator.translate(SENTENCES, decode=decode)
+    for result in first:
+        scores = [score for _, score in result.nbest]
+        assert len(scores) == 4 and scores == sorted(scores, reverse=True)
+        assert (result.text, result.score) == result.nbest[0]
+    assert nbest_lists(translator.translate(SENTENCES, decode=decode)) == nbest_lists(first)
+    other = translator.translate(SENTENCES, decode=dataclasses.replace(decode, seed=2))
+    assert nbest_lists(other) != nbest_lists(first)
+
+
+def test_sampling_only_the_likeliest_token_translates_as_greedy(translator):
+    greedy = translator.translate(SENTENCES, beam_size=1)
+    decode = translator.decode_config(method="sample", num_samples=3, nbest=3, top_k=1)
+    for result, expected in zip(
+        translator.translate(SENTENCES, decode=decode), greedy, strict=True
+    ):
+        assert [text for text, _ in result.nbest] == [expected.text] * 3
+        assert [score for _, score in result.nbest] == pytest.approx([expected.score] * 3, abs=1e-4)
+
+
+def test_a_beam_size_asks_for_beam_search_whatever_the_run_saved(translator):
+    cfg = translator.cfg
+    sampler = Translator(
+        translator.model,
+        translator.tokenizer,
+        dataclasses.replace(cfg, decode=dataclasses.replace(cfg.decode, method="sample")),
+    )
+    got = sampler.translate(SENTENCES, beam_size=3, nbest=3)
+    assert nbest_lists(got) == nbest_lists(translator.translate(SENTENCES, beam_size=3, nbest=3))
+
+
+def cli_translate(monkeypatch, capsys, *args: str, stdin: str = "") -> str:
+    """`seq2seq translate ARGS` in this process; its standard output."""
+    monkeypatch.setattr(
+        sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin.encode()), encoding="utf-8")
+    )
+    capsys.readouterr()
+    main(["translate", *args])
+    return capsys.readouterr().out
+
+
+def record_searches(monkeypatch) -> list[DecodeConfig]:
+    """Every DecodeConfig that search is called with from now on."""
+    used: list[DecodeConfig] = []
+    real_search = search_module.search
+
+    def recording_search(model, src_ids, src_lengths, cfg):
+        used.append(cfg)
+        return real_search(model, src_ids, src_lengths, cfg)
+
+    monkeypatch.setattr(search_module, "search", recording_search)
+    return used
+
+
+def test_cli_sample_mode_prints_ranked_samples_reproducibly(trained_run, monkeypatch, capsys):
+    used = record_searches(monkeypatch)
+    flags = ["--checkpoint", str(trained_run), "--method", "sample", "--samples", "3"]
+    flags += ["--nbest", "3", "--temperature", "1.5", "--topk", "50", "--topp", "0.95"]
+    stdin = "Ein Mann fährt Fahrrad.\nZwei Hunde spielen im Schnee.\n"
+    first = cli_translate(monkeypatch, capsys, *flags, "--seed", "1", stdin=stdin)
+    rows = [line.split("\t") for line in first.splitlines()]
+    assert [row[0] for row in rows] == ["0"] * 3 + ["1"] * 3
+    for index in ("0", "1"):
+        scores = [float(row[1]) for row in rows if row[0] == index]
+        assert scores == sorted(scores, reverse=True) and all(score <= 0 for score in scores)
+    settings = {(c.resolved_method, c.num_samples, c.temperature, c.top_k, c.top_p) for c in used}
+    assert settings == {("sample", 3, 1.5, 50, 0.95)}
+    assert cli_translate(monkeypatch, capsys, *flags, "--seed", "1", stdin=stdin) == first
+    assert cli_translate(monkeypatch, capsys, *flags, "--seed", "2", stdin=stdin) != first
+
+
+@pytest.fixture
+def tuned_run(trained_run, tmp_path):
+    """A copy of the trained run whose saved decoding is beam 3 with length penalty 0.6."""
+    run = Path(
+        shutil.copytree(trained_run, tmp_path / "run", ignore=shutil.ignore_patterns("last.pt"))
+    )
+    cfg, info = checkpoint.load_config(run)
+    decode = dataclasses.replace(cfg.decode, beam_size=3, length_penalty=0.6)
+    checkpoint.save_config(run, dataclasses.replace(cfg, decode=decode), info)
+    return run
+
+
+def test_cli_beam_and_length_penalty_default_to_the_runs(tuned_run, tmp_path, monkeypatch, capsys):
+    used = record_searches(monkeypatch)
+
+    def searched() -> set[tuple[str, int, float]]:
+        settings = {(c.resolved_method, c.beam_size, c.length_penalty) for c in used}
+        used.clear()
+        return settings
+
+    cli_translate(monkeypatch, capsys, "--checkpoint", str(tuned_run), stdin="Ein Hund.\n")
+    assert searched() == {("beam", 3, 0.6)}
+    flags = ["--beam", "2", "--length-penalty", "1.0"]
+    cli_translate(monkeypatch, capsys, "--checkpoint", str(tuned_run), *flags, stdin="Ein Hund.\n")
+    assert searched() == {("beam", 2, 1.0)}
+
+    src, ref = tmp_path / "test.de", tmp_path / "test.en"
+    src.write_text("Ein Hund läuft.\nEine Frau singt.\n", encoding="utf-8")
+    ref.write_text("A dog runs.\nA woman sings.\n", encoding="utf-8")
+    report = ["--report-dir", str(tmp_path / "report"), "--bootstrap", "0"]
+    main(
+        ["evaluate", "--checkpoint", str(tuned_run), "--src", str(src), "--ref", str(ref), *report]
+    )
+    assert searched() == {("greedy", 1, 0.6), ("beam", 3, 0.6)}
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--temperature", "0"], "--temperature: temperature must be positive"),
+        (["--temperature", "nan"], "--temperature: temperature must be a finite number"),
+        (["--topp", "1.5"], "--topp: top_p must be in (0, 1]"),
+        (["--topk", "-1"], "--topk: top_k must be >= 0"),
+        (["--seed", "-3"], "--seed: seed must be from 0"),
+        (["--samples", "65"], "--samples must be from 1 to 64, got 65"),
+    ],
+)
+def test_bad_sampling_flags_are_refused_before_anything_is_loaded(tmp_path, flags, message):
+    missing = tmp_path / "no-such-run"
+    with pytest.raises(SystemExit) as exit_info:
+        main(["translate", "--checkpoint", str(missing), "--method", "sample", *flags])
+    assert message in str(exit_info.value.code)
+
+
+def test_more_hypotheses_than_the_method_returns_are_refused(trained_run, monkeypatch, capsys):
+    # The run saved one sample per sentence: three cannot be printed.
+    with pytest.raises(SystemExit) as exit_info:
+        cli_translate(
+            monkeypatch,
+            capsys,
+            "--checkpoint",
+            str(trained_run),
+            "--method",
+            "sample",
+            "--nbest",
+            "3",
+            stdin="Ein Hund.\n",
+        )
+    assert "nbest=3 exceeds num_samples=1" in str(exit_info.value.code)
