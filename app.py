@@ -17,12 +17,15 @@ API (``gradio_client``)::
 ``/translate`` parameters, in order:
     text (str): one sentence per line; each line is translated, all lines in one batch.
     model (str): a run's folder name (the Model dropdown's choices).
-    mode (str): "greedy" or "beam".
-    beam_size (int, 1-10): beams kept in "beam" mode; ignored by "greedy".
+    mode (str): "greedy", "beam" or "sample".
+    beam_size (int, 1-10): beams kept in "beam" mode, outputs drawn per line in "sample" mode;
+        ignored by "greedy".
     length_penalty (float, 0-2): GNMT alpha; 0 ranks by raw log-probability.
 Returns ``(translation, nbest, timing)``: the translations, one line per input line; the n-best
-table (``{"headers": [...], "data": [[line, rank, text, score], ...]}``; scores are
-length-normalised log-probabilities); a Markdown line saying how long decoding took.
+table (``{"headers": [...], "data": [[line, rank, text, score], ...]}``: the best beams, or every
+sample, best first; scores are length-normalised log-probabilities); a Markdown line saying how
+long decoding took. "sample" draws with the page's sampling settings (temperature, top-k, top-p,
+seed: at first the first model's saved ones), which the page's controls change.
 Bad input (empty text, a line over the length limit, too many lines, an unknown model or mode,
 a beam size or length penalty that is not a number in its range) raises
 ``gradio_client.exceptions.AppError`` with a readable message.
@@ -48,7 +51,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio: no 
 import gradio as gr  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from seq2seq.config import MAX_LENGTH_PENALTY  # noqa: E402
+from seq2seq.config import DECODE_METHODS, MAX_LENGTH_PENALTY, DecodeConfig  # noqa: E402
 from seq2seq.report import AttentionExample, plot_attention  # noqa: E402
 from seq2seq.translate import MAX_INPUT_CHARS, Translator  # noqa: E402
 
@@ -56,7 +59,13 @@ REPO = Path(__file__).resolve().parent
 TRAIN_COMMAND = "seq2seq train --config configs/multi30k-de-en.yaml"
 MAX_LINES = 32  # lines per request: a CPU model serves many users one request at a time
 MAX_NBEST = 5  # n-best rows shown per line
-MAX_BEAM = 10
+MAX_BEAM = 10  # also the most samples per line
+# The sampling controls' ranges: wide enough to see what each setting does, no wider.
+TEMPERATURE_RANGE = (0.05, 2.0)
+TOP_P_RANGE = (0.05, 1.0)
+MAX_TOP_K = 100
+MAX_SEED = 2**31 - 1
+SAMPLING_SETTINGS = ("temperature", "top_k", "top_p", "seed")
 QUEUE_SIZE = 256  # waiting requests before the queue turns new ones away
 NUM_EXAMPLES = 8
 EXAMPLE_DIRS = (REPO / "data" / "multi30k", REPO.parent / "shared" / "data" / "multi30k")
@@ -75,7 +84,7 @@ BUILTIN_EXAMPLES = {
         "A black dog runs across a green meadow.",
     ],
 }
-MODES = ("greedy", "beam")
+MODES = DECODE_METHODS
 NBEST_HEADERS = ["line", "rank", "translation", "score"]
 CSS = "#attention img { max-width: 100%; height: auto; }"
 
@@ -148,9 +157,7 @@ class Request:
     """One validated request from the page or the API."""
 
     lines: list[str]
-    beam_size: int
-    nbest: int
-    length_penalty: float
+    decoding: dict[str, Any]  # changes to the model's saved DecodeConfig
 
 
 def language_name(code: str) -> str:
@@ -199,17 +206,46 @@ def check_number(value: Any, name: str, low: float, high: float, whole: bool = F
     return float(value)
 
 
-def make_request(text: Any, mode: Any, beam_size: Any, length_penalty: Any) -> Request:
+def count_label(mode: str) -> str:
+    """What the beam slider counts in ``mode``: beams, or samples (greedy ignores it)."""
+    return "Samples" if mode == "sample" else "Beam size"
+
+
+def count_slider(mode: str) -> dict[str, Any]:
+    """The beam slider's label and lock in ``mode``."""
+    return {"label": count_label(mode), "interactive": mode != "greedy"}
+
+
+def check_sampling(sampling: Any) -> dict[str, Any]:
+    """The page's sampling settings, checked as the other inputs are (None: the model's own)."""
+    if sampling is None:
+        return {}
+    if not isinstance(sampling, dict) or set(sampling) != set(SAMPLING_SETTINGS):
+        raise gr.Error(f"Sampling settings must give {', '.join(SAMPLING_SETTINGS)}.")
+    return {
+        "temperature": check_number(sampling["temperature"], "Temperature", *TEMPERATURE_RANGE),
+        "top_k": int(check_number(sampling["top_k"], "Top-k", 0, MAX_TOP_K, whole=True)),
+        "top_p": check_number(sampling["top_p"], "Top-p", *TOP_P_RANGE),
+        "seed": int(check_number(sampling["seed"], "Seed", 0, MAX_SEED, whole=True)),
+    }
+
+
+def make_request(
+    text: Any, mode: Any, beam_size: Any, length_penalty: Any, sampling: Any = None
+) -> Request:
     """The validated request; gr.Error naming the first bad input."""
     lines = check_lines(text)
     if not isinstance(mode, str) or mode not in MODES:
-        raise gr.Error(f"Unknown mode {mode!r}; choose greedy or beam.")
+        raise gr.Error(f"Unknown mode {mode!r}; choose {', '.join(MODES)}.")
     # Checked in greedy mode too: a malformed request is refused whatever it asks for.
-    beam = int(check_number(beam_size, "Beam size", 1, MAX_BEAM, whole=True))
+    count = int(check_number(beam_size, count_label(mode), 1, MAX_BEAM, whole=True))
     penalty = check_number(length_penalty, "Length penalty", 0.0, MAX_LENGTH_PENALTY)
-    if mode == "greedy":
-        beam = 1
-    return Request(lines, beam, min(beam, MAX_NBEST), penalty)
+    decoding: dict[str, Any] = {"method": mode, "length_penalty": penalty, "nbest": 1}
+    if mode == "beam":
+        decoding |= {"beam_size": count, "nbest": min(count, MAX_NBEST)}
+    elif mode == "sample":  # every sample is shown: seeing them side by side is the point
+        decoding |= {"num_samples": count, "nbest": count, **check_sampling(sampling)}
+    return Request(lines, decoding)
 
 
 def nbest_rows(results: list[Any]) -> list[list[Any]]:
@@ -232,8 +268,21 @@ def attention_of(results: list[Any]) -> dict[str, Any] | None:
     return None
 
 
-def timing_line(seconds: float, request: Request, int8: bool = False) -> str:
-    how = "greedy" if request.beam_size == 1 else f"beam {request.beam_size}"
+def decoding_label(decode: DecodeConfig) -> str:
+    """How a request was decoded, in a few words ("beam 5", "4 samples, temperature 0.7 ...")."""
+    method = decode.resolved_method
+    if method == "beam":
+        return f"beam {decode.beam_size}"
+    if method == "sample":
+        return (
+            f"{decode.num_samples} samples, temperature {decode.temperature:g}, "
+            f"top-k {decode.top_k or 'off'}, top-p {decode.top_p:g}, seed {decode.seed}"
+        )
+    return method
+
+
+def timing_line(seconds: float, request: Request, decode: DecodeConfig, int8: bool = False) -> str:
+    how = decoding_label(decode)
     where = "CPU, int8" if int8 else "CPU"
     count = len([line for line in request.lines if line.strip()])
     return f"Translated {count} line(s) in **{seconds * 1000:.0f} ms** ({how}, {where})."
@@ -246,29 +295,26 @@ def run_translation(
     mode: Any,
     beam_size: Any,
     length_penalty: Any,
+    sampling: Any = None,
 ) -> tuple[str, dict[str, Any], str, dict[str, Any] | None]:
     """Translate every line; (translations, n-best table, timing, attention of line 1).
 
     Takes the request's raw values (Gradio's own preprocessing is off for this event) and
-    raises gr.Error with a readable message for any bad one.
+    raises gr.Error with a readable message for any bad one. ``sampling`` holds the page's
+    sampling settings (`SAMPLING_SETTINGS`), or None for the model's saved ones.
     """
     translator = pick_translator(translators, model)
-    request = make_request(text, mode, beam_size, length_penalty)
+    request = make_request(text, mode, beam_size, length_penalty, sampling)
     start = time.perf_counter()
     try:
-        results = translator.translate(
-            request.lines,
-            beam_size=request.beam_size,
-            nbest=request.nbest,
-            length_penalty=request.length_penalty,
-            with_attention=True,
-        )
+        decode = translator.decode_config(**request.decoding)
+        results = translator.translate(request.lines, decode=decode, with_attention=True)
     except ValueError as err:  # the translator's own checks (input length, decoding settings)
         raise gr.Error(f"Could not translate: {err}") from err
     seconds = time.perf_counter() - start
     table = {"headers": NBEST_HEADERS, "data": nbest_rows(results)}
     output = "\n".join(result.text for result in results)
-    timing = timing_line(seconds, request, translator.quantized)
+    timing = timing_line(seconds, request, decode, translator.quantized)
     return output, table, timing, attention_of(results)
 
 
@@ -416,7 +462,15 @@ def build_demo(translators: dict[str, Translator]) -> gr.Blocks:
         raise SetupError(_no_runs_message(Path("checkpoints")))
     names = list(translators)
     first = translators[names[0]]
-    default_beam = max(1, min(first.cfg.decode.beam_size, MAX_BEAM))
+    decode = first.cfg.decode
+    default_beam = max(1, min(decode.beam_size, MAX_BEAM))
+    first_mode = decode.resolved_method
+    first_sampling = {  # the first model's, inside the controls' ranges
+        "temperature": min(max(decode.temperature, TEMPERATURE_RANGE[0]), TEMPERATURE_RANGE[1]),
+        "top_k": min(decode.top_k, MAX_TOP_K),
+        "top_p": max(decode.top_p, TOP_P_RANGE[0]),
+        "seed": min(decode.seed, MAX_SEED),
+    }
     with gr.Blocks(title="seq2seq translator") as demo:
         gr.Markdown("# RNN seq2seq translator\nAn attentional GRU encoder-decoder, on the CPU.")
         with gr.Tab("Translate"):
@@ -435,8 +489,10 @@ def build_demo(translators: dict[str, Translator]) -> gr.Blocks:
                     lines=4, label="Translation", interactive=False, elem_id="output"
                 )
             with gr.Row():
-                mode = gr.Radio(list(MODES), value="beam", label="Decoding", elem_id="mode")
-                beam = gr.Slider(1, MAX_BEAM, value=default_beam, step=1, label="Beam size")
+                mode = gr.Radio(list(MODES), value=first_mode, label="Decoding", elem_id="mode")
+                beam = gr.Slider(
+                    1, MAX_BEAM, value=default_beam, step=1, **count_slider(first_mode)
+                )
                 penalty = gr.Slider(
                     0,
                     MAX_LENGTH_PENALTY,
@@ -444,14 +500,36 @@ def build_demo(translators: dict[str, Translator]) -> gr.Blocks:
                     step=0.1,
                     label="Length penalty",
                 )
+            with gr.Row(visible=first_mode == "sample", elem_id="sampling") as sampling_row:
+                sampling_controls = [
+                    gr.Slider(
+                        *TEMPERATURE_RANGE,
+                        value=first_sampling["temperature"],
+                        step=0.05,
+                        label="Temperature",
+                    ),
+                    gr.Slider(
+                        0, MAX_TOP_K, value=first_sampling["top_k"], step=1, label="Top-k (0: off)"
+                    ),
+                    gr.Slider(
+                        *TOP_P_RANGE, value=first_sampling["top_p"], step=0.05, label="Top-p"
+                    ),
+                    gr.Number(
+                        value=first_sampling["seed"],
+                        precision=0,
+                        minimum=0,
+                        maximum=MAX_SEED,
+                        label="Seed",
+                    ),
+                ]
             button = gr.Button("Translate", variant="primary", elem_id="translate")
             timing = gr.Markdown(elem_id="timing")
             examples = example_blocks(translators, source)
             with gr.Row():
                 nbest = gr.Dataframe(
                     headers=NBEST_HEADERS,
-                    label=f"n-best (up to {MAX_NBEST} per line; score: length-normalised "
-                    "log-probability)",
+                    label=f"n-best (the {MAX_NBEST} best beams, or every sample, per line; "
+                    "score: length-normalised log-probability)",
                     interactive=False,
                     wrap=True,
                     column_widths=["13%", "13%", "56%", "18%"],
@@ -460,19 +538,43 @@ def build_demo(translators: dict[str, Translator]) -> gr.Blocks:
                 plot = gr.Plot(label="Attention, first line", format="png", elem_id="attention")
         about_tab(translators)
         attention = gr.State(None)
+        # The sampling controls reach translate through a State, which the API does not list:
+        # its parameters stay the five above, and an API call samples with the page's settings.
+        sampling = gr.State(first_sampling)
 
         def translate(
-            text: str, model_name: str, mode_name: str, beam_size: float, length_penalty: float
+            text: str,
+            model_name: str,
+            mode_name: str,
+            beam_size: float,
+            length_penalty: float,
+            sampling_settings: dict[str, Any],
         ) -> tuple[str, dict[str, Any], str, dict[str, Any] | None]:
             # Raw values: run_translation checks them, so a string, null or NaN sent through the
             # API gets a message naming the parameter instead of a failure inside Gradio.
             return run_translation(
-                translators, text, model_name, mode_name, beam_size, length_penalty
+                translators,
+                text,
+                model_name,
+                mode_name,
+                beam_size,
+                length_penalty,
+                sampling_settings,
             )
 
-        inputs = [source, model, mode, beam, penalty]
-        event = gr.on(
+        def keep_sampling(*values: Any) -> dict[str, Any]:
+            return dict(zip(SAMPLING_SETTINGS, values, strict=True))
+
+        # The controls' values are copied at each request, just before it is translated.
+        read_controls = gr.on(
             [button.click, source.submit],
+            keep_sampling,
+            inputs=sampling_controls,
+            outputs=sampling,
+            api_visibility="private",
+        )
+        inputs = [source, model, mode, beam, penalty, sampling]
+        event = read_controls.then(
             translate,
             inputs=inputs,
             outputs=[output, nbest, timing, attention],
@@ -491,7 +593,10 @@ def build_demo(translators: dict[str, Translator]) -> gr.Blocks:
 
         model.change(switch_model, model, [pair, *examples.values()], api_visibility="private")
         mode.change(
-            lambda m: gr.update(interactive=m == "beam"), mode, beam, api_visibility="private"
+            lambda m: [gr.update(**count_slider(m)), gr.update(visible=m == "sample")],
+            mode,
+            [beam, sampling_row],
+            api_visibility="private",
         )
     demo.queue(max_size=QUEUE_SIZE, default_concurrency_limit=1)
     return demo

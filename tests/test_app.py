@@ -27,6 +27,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import app  # noqa: E402
+from seq2seq.config import DECODE_METHODS  # noqa: E402
 
 pytestmark = pytest.mark.slow
 MODEL = "tiny-de-en"
@@ -417,3 +418,61 @@ def test_port_taken_after_the_check_is_a_one_line_error(
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and str(port) in errors[0] and "--port" in errors[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Sample mode
+
+
+def test_modes_are_the_decoding_methods_a_config_can_name() -> None:
+    assert app.MODES == DECODE_METHODS
+
+
+def test_sample_mode_shows_every_sample_ranked(client: Client) -> None:
+    text = "Ein Mann fährt Fahrrad.\nZwei Hunde spielen."
+    output, nbest, timing = translate(client, text, mode="sample", beam=4)
+    lines = output.split("\n")
+    for line in (1, 2):
+        rows = [row for row in nbest["data"] if row[0] == line]
+        assert [row[1] for row in rows] == [1, 2, 3, 4]
+        scores = [row[3] for row in rows]
+        assert scores == sorted(scores, reverse=True)
+        assert rows[0][2] == lines[line - 1]
+    assert "4 samples" in timing and "seed" in timing
+    # sampled with the page's seed: the same request gives the same samples
+    assert translate(client, text, mode="sample", beam=4)[1] == nbest
+
+
+def test_page_sampling_settings_are_used_and_checked(translators: dict[str, Any]) -> None:
+    text = "Ein Hund läuft über die Wiese."
+    greedy, *_ = app.run_translation(translators, text, MODEL, "greedy", 1, 1.0)
+    only_the_likeliest = {"temperature": 1.0, "top_k": 1, "top_p": 1.0, "seed": 4}
+    output, table, timing, _ = app.run_translation(
+        translators, text, MODEL, "sample", 3, 1.0, only_the_likeliest
+    )
+    assert output == greedy and [row[2] for row in table["data"]] == [greedy] * 3
+    assert "3 samples" in timing and "top-k 1" in timing and "seed 4" in timing
+    for name, value, label in [
+        ("temperature", 0.0, "Temperature"),
+        ("top_p", 1.5, "Top-p"),
+        ("top_k", -1, "Top-k"),
+        ("seed", 1.5, "Seed"),
+    ]:
+        with pytest.raises(gr.Error, match=label):
+            app.run_translation(
+                translators, text, MODEL, "sample", 3, 1.0, {**only_the_likeliest, name: value}
+            )
+
+
+def test_sample_mode_counts_samples_and_shows_the_sampling_controls(
+    two_pair_demo: tuple[gr.Blocks, dict[str, str]],
+) -> None:
+    demo, _ = two_pair_demo
+    mode, count = block(demo, elem_id="mode"), block(demo, label="Beam size")
+    controls = block(demo, elem_id="sampling")
+    assert controls.visible is False  # the shipped runs decode with beam search
+    to_sample = fire(demo, mode, "change", "sample")
+    assert to_sample[count._id]["label"] == "Samples"
+    assert to_sample[count._id]["interactive"] is True and to_sample[controls._id]["visible"]
+    back = fire(demo, mode, "change", "beam")
+    assert back[count._id]["label"] == "Beam size" and back[controls._id]["visible"] is False

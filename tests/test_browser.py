@@ -131,6 +131,16 @@ def save_screenshot(page: Page, tmp_path: Path, name: str) -> Path:
     return path
 
 
+def translate_and_wait(page: Page, text: str) -> None:
+    """Translate ``text`` and wait for the timing line that says it is done."""
+    page.fill("#source textarea", text)
+    page.click("#translate")
+    page.wait_for_function(
+        "() => document.querySelector('#timing').innerText.includes('Translated')",
+        timeout=60_000,
+    )
+
+
 def test_translate_in_the_browser(page: Page, tmp_path: Path) -> None:
     assert "German → English" in page.inner_text("#pair")
 
@@ -173,12 +183,7 @@ def test_decoding_controls_nbest_and_model_switch(page: Page) -> None:
     beam_number = page.get_by_label("number input for Beam size")
     beam_number.fill(str(k))
     beam_number.press("Enter")
-    page.fill("#source textarea", "Ein Mann fährt mit dem Fahrrad.\nZwei Hunde spielen im Schnee.")
-    page.click("#translate")
-    page.wait_for_function(
-        "() => document.querySelector('#timing').innerText.includes('Translated')",
-        timeout=60_000,
-    )
+    translate_and_wait(page, "Ein Mann fährt mit dem Fahrrad.\nZwei Hunde spielen im Schnee.")
     assert f"beam {k}" in page.inner_text("#timing")
     page.wait_for_function(NBEST_RENDERED, timeout=30_000)
     rows = [
@@ -204,3 +209,24 @@ def test_decoding_controls_nbest_and_model_switch(page: Page) -> None:
     english, german = app.read_examples("en")[0], app.read_examples("de")[0]
     page.get_by_text(english[:30]).first.wait_for(state="visible", timeout=30_000)
     assert not page.get_by_text(german[:30]).first.is_visible()
+
+
+def test_sample_mode_in_the_browser(page: Page) -> None:
+    """Sample mode counts samples with the beam slider, and the sampling controls it shows reach
+    the translation: with top-k 1 every sample is the likeliest output."""
+    page.get_by_label("sample", exact=True).check()
+    samples = page.get_by_label("number input for Samples")
+    samples.wait_for(state="visible", timeout=10_000)
+    samples.fill("3")
+    samples.press("Enter")
+    top_k = page.get_by_label("number input for Top-k (0: off)")
+    top_k.fill("1")
+    top_k.press("Enter")
+    translate_and_wait(page, "Ein Mann fährt mit dem Fahrrad.")
+    timing = page.inner_text("#timing")
+    assert "3 samples" in timing and "top-k 1" in timing, timing
+    page.wait_for_function(NBEST_RENDERED, timeout=30_000)
+    rows = page.evaluate(NBEST_ROWS)
+    output = page.input_value("#output textarea")
+    assert [(line, rank) for line, rank, _, _ in rows] == [("1", "1"), ("1", "2"), ("1", "3")]
+    assert output and all(text == output for _, _, text, _ in rows), rows
