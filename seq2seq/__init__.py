@@ -1,7 +1,8 @@
 """Attentional RNN encoder-decoder translation.
 
 Prepare a parallel corpus, train GRU/LSTM/tanh-RNN encoder-decoders with Bahdanau or Luong
-attention, decode greedily or with batched beam search, score with sacreBLEU, and serve a demo.
+attention, decode greedily, with batched beam search or by sampling, score with sacreBLEU, and
+serve a demo.
 `Translator.from_run("checkpoints/NAME").translate([...])` is the one door to a trained model.
 """
 
