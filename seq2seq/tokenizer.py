@@ -109,6 +109,23 @@ class Tokenizer:
     def encode_tgt(self, sentences: Sequence[str]) -> list[list[int]]:
         return [list(ids) for ids in self.tgt.encode(list(sentences), out_type=int)]
 
+    def encode_sampled(
+        self, pairs: Sequence[tuple[str, str]], alpha: float, nbest_size: int, seed: int
+    ) -> tuple[list[list[int]], list[list[int]]]:
+        """Source and target ids of ``pairs``, each sentence segmented by sampling: subword
+        regularisation for a unigram model (Kudo 2018: one segmentation drawn from the
+        ``nbest_size`` best, -1 = all, sharpened by ``alpha``), BPE-dropout for a BPE model
+        (Provilkov et al. 2020: each merge skipped with probability ``alpha``; ``nbest_size`` is
+        ignored there, though SentencePiece still wants it -1 or > 1).
+
+        The same ``seed`` gives the same segmentations (one thread; SentencePiece's generator).
+        """
+        options = {"enable_sampling": True, "alpha": alpha, "nbest_size": nbest_size}
+        spm.set_random_generator_seed(seed)
+        src = self.src.encode([s for s, _ in pairs], out_type=int, num_threads=1, **options)
+        tgt = self.tgt.encode([t for _, t in pairs], out_type=int, num_threads=1, **options)
+        return [list(ids) for ids in src], [list(ids) for ids in tgt]
+
     def decode_tgt(self, ids: Sequence[int]) -> str:
         """Detokenised text; special ids are dropped."""
         return str(self.tgt.decode([i for i in ids if i > EOS_ID]))
