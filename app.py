@@ -49,6 +49,7 @@ import gradio as gr  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from seq2seq.config import MAX_LENGTH_PENALTY  # noqa: E402
+from seq2seq.download import language_name, language_pair_name  # noqa: E402
 from seq2seq.report import AttentionExample, plot_attention  # noqa: E402
 from seq2seq.translate import MAX_INPUT_CHARS, Translator  # noqa: E402
 
@@ -60,7 +61,6 @@ MAX_BEAM = 10
 QUEUE_SIZE = 256  # waiting requests before the queue turns new ones away
 NUM_EXAMPLES = 8
 EXAMPLE_DIRS = (REPO / "data" / "multi30k", REPO.parent / "shared" / "data" / "multi30k")
-LANGUAGES = {"de": "German", "en": "English", "fr": "French", "cs": "Czech"}
 BUILTIN_EXAMPLES = {
     "de": [
         "Ein Mann fährt mit dem Fahrrad die Straße entlang.",
@@ -153,13 +153,8 @@ class Request:
     length_penalty: float
 
 
-def language_name(code: str) -> str:
-    return LANGUAGES.get(code, code)
-
-
 def pair_label(translator: Translator) -> str:
-    src, tgt = translator.language_pair
-    return f"{language_name(src)} → {language_name(tgt)}"
+    return language_pair_name(*translator.language_pair)
 
 
 def pick_translator(translators: dict[str, Translator], model: Any) -> Translator:

@@ -24,7 +24,7 @@ import torch
 from seq2seq import checkpoint
 from seq2seq.config import DataConfig
 from seq2seq.corpus import load_split
-from seq2seq.download import DownloadError
+from seq2seq.download import DownloadError, language_pair_name
 from seq2seq.evaluate import evaluate_translator
 from seq2seq.metrics import score_corpus
 from seq2seq.translate import Translator
@@ -32,7 +32,6 @@ from seq2seq.translate import Translator
 BEAMS = (1, 5, 10)
 PENALTIES = (0.6, 1.0, 1.4)
 TEST_SETS = ("test_2016_flickr", "test_2017_flickr", "test_2017_mscoco", "test_2018_flickr")
-LANG_NAMES = {"de": "German", "en": "English", "fr": "French", "cs": "Czech"}
 
 
 def valid_bleu(
@@ -139,10 +138,9 @@ def model_card(
     run_dir: Path, tuning: list[dict], dtype: dict, tests: dict[str, dict], averaging: dict | None
 ) -> str:
     cfg, info = checkpoint.load_config(run_dir)
-    src, tgt = cfg.data.src_lang, cfg.data.tgt_lang
     m = cfg.model
     lines = [
-        f"# {run_dir.name}: {LANG_NAMES.get(src, src)} → {LANG_NAMES.get(tgt, tgt)}",
+        f"# {run_dir.name}: {language_pair_name(cfg.data.src_lang, cfg.data.tgt_lang)}",
         "",
         f"An attentional {m.cell.upper()} encoder-decoder trained on Multi30k task 1 "
         f"({info.get('train_pairs')} training pairs) on a 2-core CPU.",
