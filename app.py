@@ -4,7 +4,8 @@ Run ``python app.py`` (options: ``--host``/``SEQ2SEQ_HOST``, default 127.0.0.1; 
 ``SEQ2SEQ_PORT``, default 7860; ``--checkpoints``/``SEQ2SEQ_CHECKPOINTS``, default
 ``checkpoints/``; ``--int8``/``SEQ2SEQ_INT8=1`` serves dynamic int8 models: faster on a CPU,
 test BLEU unchanged on the shipped de-en model, see bench/RESULTS.md). Every subfolder holding
-``config.json`` and ``model.safetensors`` is a model; each is loaded once, at start-up.
+a trained run (its config and best weights: `RunDir.has_model`) is a model; each is loaded once,
+at start-up.
 
 API (``gradio_client``)::
 
@@ -51,6 +52,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from seq2seq.config import MAX_LENGTH_PENALTY  # noqa: E402
 from seq2seq.download import language_name, language_pair_name  # noqa: E402
 from seq2seq.report import AttentionExample, plot_attention  # noqa: E402
+from seq2seq.rundir import RunDir  # noqa: E402
 from seq2seq.translate import MAX_INPUT_CHARS, Translator  # noqa: E402
 
 REPO = Path(__file__).resolve().parent
@@ -89,27 +91,23 @@ class SetupError(Exception):
 
 
 def find_runs(folder: Path) -> list[Path]:
-    """Subfolders holding config.json and model.safetensors, sorted by name."""
+    """Subfolders holding a run's config and best weights, sorted by name."""
     if not folder.is_dir():
         return []
-    return sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_dir() and (p / "config.json").is_file() and (p / "model.safetensors").is_file()
-    )
+    return sorted(p for p in folder.iterdir() if p.is_dir() and RunDir(p).has_model())
 
 
 def _no_runs_message(folder: Path) -> str:
-    unfinished = (
-        sorted(p.parent.name for p in folder.glob("*/config.json")) if folder.is_dir() else []
-    )
+    subfolders = [p for p in folder.iterdir() if p.is_dir()] if folder.is_dir() else []
+    unfinished = sorted(p.name for p in subfolders if RunDir(p).config.is_file())
     lines = [
-        f"No trained model found in {folder}/ (a run folder holds config.json and "
-        "model.safetensors)."
+        f"No trained model found in {folder}/ (a run folder holds {RunDir.CONFIG_FILE} and "
+        f"{RunDir.WEIGHTS_FILE})."
     ]
     if unfinished:
         lines.append(
-            f"These runs have no model.safetensors yet (still training?): {', '.join(unfinished)}"
+            f"These runs have no {RunDir.WEIGHTS_FILE} yet (still training?): "
+            f"{', '.join(unfinished)}"
         )
     lines.append(
         f"Train one with `{TRAIN_COMMAND}`, or point --checkpoints at a run folder's "
@@ -360,15 +358,16 @@ def read_markdown(path: Path) -> str | None:
 def about_run(name: str, translator: Translator) -> None:
     """One run's section: facts, learning curve, model card, test report."""
     gr.Markdown(f"## {name}\n\n{facts_table(translator)}")
-    run_dir = translator.run_dir or Path(name)
-    if (run_dir / "learning_curve.png").is_file():
+    run = RunDir(translator.run_dir or Path(name))
+    if run.learning_curve.is_file():
         with gr.Accordion(f"Learning curve — {name}", open=False):
-            gr.Markdown(inline_images("![learning curve](learning_curve.png)", run_dir))
-    for title, relative in (
-        ("Model card", "README.md"),
-        ("Test report (Multi30k test 2016 Flickr)", "eval/test_2016_flickr/report.md"),
+            curve = run.relative(run.learning_curve)
+            gr.Markdown(inline_images(f"![learning curve]({curve})", run.root))
+    for title, path in (
+        ("Model card", run.model_card),
+        ("Test report (Multi30k test 2016 Flickr)", run.report("test_2016_flickr").markdown),
     ):
-        text = read_markdown(run_dir / relative)
+        text = read_markdown(path)
         if text:
             with gr.Accordion(f"{title} — {name}", open=False):
                 gr.Markdown(text)

@@ -106,7 +106,7 @@ class Translator:
     def from_run(
         cls, run_dir: str | Path, device: str = "auto", quantize: bool = False
     ) -> Translator:
-        """Load a run directory (config.json, model.safetensors, SentencePiece model).
+        """Load a run directory: its config, best weights and SentencePiece model (`RunDir`).
 
         ``quantize`` applies dynamic int8 quantization (CPU only); check its BLEU with
         ``bench/quantize.py`` before relying on it.
