@@ -294,36 +294,37 @@ def _number(value: Any, digits: int = 2) -> str:
     return f"{value:,.{digits}f}" if isinstance(value, int | float) else "–"
 
 
+def _or_dash(value: Any) -> Any:
+    return "–" if value is None else value
+
+
 def facts_table(translator: Translator) -> str:
-    """describe() as a Markdown table: size, architecture, training, validation BLEU."""
-    facts = translator.describe()
-    cfg, info = facts["config"], facts["training"]
-    model, decode = cfg["model"], cfg["decode"]
-    minutes = info.get("train_seconds")
-    bleu = info.get("best_valid_bleu")
+    """`Translator.facts` as a Markdown table: size, architecture, training, validation BLEU."""
+    facts = translator.facts()
+    cfg, info = facts.config, facts.training
+    model, decode = cfg.model, cfg.decode
+    minutes = info.train_seconds
+    bleu = info.best_valid_bleu
     rows = [
-        ("Language pair", pair_label(translator)),
-        ("Parameters", f"{facts['parameters']:,}"),
+        ("Language pair", language_pair_name(*facts.language_pair)),
+        ("Parameters", f"{facts.parameters:,}"),
         (
             "Architecture",
-            f"{model['cell'].upper()} {model['num_layers']}-layer "
-            f"{'bidirectional ' if model['bidirectional'] else ''}encoder, "
-            f"{model['attention']} attention, embeddings {model['embed_size']}, "
-            f"hidden {model['hidden_size']}",
+            f"{model.cell.upper()} {model.num_layers}-layer "
+            f"{'bidirectional ' if model.bidirectional else ''}encoder, "
+            f"{model.attention} attention, embeddings {model.embed_size}, "
+            f"hidden {model.hidden_size}",
         ),
-        ("Subwords", f"{cfg['subword']['model_type']} {cfg['subword']['vocab_size']:,}"),
-        ("Training pairs", _number(info.get("train_pairs"), 0)),
+        ("Subwords", f"{cfg.subword.model_type} {cfg.subword.vocab_size:,}"),
+        ("Training pairs", _number(info.train_pairs, 0)),
         ("Training time", f"{_number(minutes / 60, 1)} min" if minutes else "–"),
-        ("Steps (best at)", f"{info.get('step', '–')} ({info.get('best_step', '–')})"),
+        ("Steps (best at)", f"{_or_dash(info.step)} ({_or_dash(info.best_step)})"),
         (
             "Best validation BLEU",
             _number(bleu) if isinstance(bleu, int | float) and bleu >= 0 else "–",
         ),
-        ("Stopped because", info.get("stopped") or "–"),
-        (
-            "Default decoding",
-            f"beam {decode['beam_size']}, length penalty {decode['length_penalty']}",
-        ),
+        ("Stopped because", info.stopped or "–"),
+        ("Default decoding", f"beam {decode.beam_size}, length penalty {decode.length_penalty}"),
     ]
     lines = ["| Fact | Value |", "|---|---|"] + [f"| {key} | {value} |" for key, value in rows]
     return "\n".join(lines)

@@ -29,7 +29,7 @@ from seq2seq.corpus import load_split
 from seq2seq.download import DownloadError, language_pair_name
 from seq2seq.evaluate import evaluate_translator
 from seq2seq.metrics import score_corpus
-from seq2seq.rundir import ReportDir, RunDir
+from seq2seq.rundir import ReportDir, RunDir, RunInfo
 from seq2seq.translate import Translator
 
 BEAMS = (1, 5, 10)
@@ -139,14 +139,14 @@ def evaluate_tests(run_dir: Path, data: DataConfig, beam: int, lp: float) -> dic
 def model_card(
     run_dir: Path, tuning: list[dict], dtype: dict, tests: dict[str, dict], averaging: dict | None
 ) -> str:
-    cfg, info = checkpoint.load_config(run_dir)
-    run = RunDir(run_dir)
+    cfg, recorded = checkpoint.load_config(run_dir)
+    info, run = RunInfo.from_dict(recorded), RunDir(run_dir)
     m = cfg.model
     lines = [
         f"# {run_dir.name}: {language_pair_name(cfg.data.src_lang, cfg.data.tgt_lang)}",
         "",
         f"An attentional {m.cell.upper()} encoder-decoder trained on Multi30k task 1 "
-        f"({info.get('train_pairs')} training pairs) on a 2-core CPU.",
+        f"({info.train_pairs} training pairs) on a 2-core CPU.",
         "",
         "## Scores (sacreBLEU, cased and detokenised; 95% bootstrap intervals)",
         "",
@@ -208,11 +208,11 @@ def model_card(
             f"{'shipped' if averaging['kept'] else 'not shipped'}.",
             "",
         ]
-    minutes = info.get("train_seconds", 0) / 60
+    minutes = (info.train_seconds or 0) / 60
     lines += [
         "## Model and training",
         "",
-        f"- {info.get('parameters', 0) / 1e6:.1f}M parameters: embeddings {m.embed_size} "
+        f"- {(info.parameters or 0) / 1e6:.1f}M parameters: embeddings {m.embed_size} "
         f"(shared source/target/output: {m.share_embeddings and m.tie_embeddings}), "
         f"{'bidirectional ' if m.bidirectional else ''}{m.cell.upper()} encoder "
         f"{m.encoder_hidden_size} per direction, {m.cell.upper()} decoder {m.hidden_size} with "
@@ -223,9 +223,9 @@ def model_card(
         f"- Adam lr {cfg.train.lr}, halved when validation BLEU stalls; label smoothing "
         f"{cfg.train.label_smoothing}; clipping {cfg.train.clip_norm}; batches of ≤ "
         f"{cfg.train.max_tokens} tokens.",
-        f"- Trained {minutes:.0f} minutes ({info.get('step')} steps; best validation BLEU "
-        f"{info.get('best_valid_bleu', 0):.2f} at step {info.get('best_step')}) on one thread of "
-        f"a 2-core x86-64 CPU, torch {info.get('torch')}; stopped: {info.get('stopped')}.",
+        f"- Trained {minutes:.0f} minutes ({info.step} steps; best validation BLEU "
+        f"{info.best_valid_bleu or 0:.2f} at step {info.best_step}) on one thread of "
+        f"a 2-core x86-64 CPU, torch {info.torch}; stopped: {info.stopped}.",
         f"- Reproduce: `seq2seq train --config configs/{run_dir.name}.yaml` "
         "(then `python scripts/ship_model.py checkpoints/" + run_dir.name + "`).",
         "",
@@ -236,8 +236,7 @@ def model_card(
         "- Multi30k is image captions: short, simple, literal sentences. Other text (news, "
         "dialogue, long sentences) translates poorly.",
         "- Rare words come out as subword guesses; names and numbers may be garbled.",
-        f"- Trained on {info.get('train_pairs')} sentence pairs: it reflects their style and "
-        "biases.",
+        f"- Trained on {info.train_pairs} sentence pairs: it reflects their style and biases.",
     ]
     return "\n".join(lines) + "\n"
 

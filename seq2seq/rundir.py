@@ -1,7 +1,7 @@
 """The layout of a run directory: every file and folder a run holds is named here and nowhere else.
 
 Layout of ``checkpoints/<name>/`` (`RunDir`):
-    config.json                         the full RunConfig plus facts about the run
+    config.json                         the full RunConfig plus facts about the run (`RunInfo`)
     model.safetensors                   the best weights by validation BLEU (what translation loads)
     last.pt                             the resumable training state (weights, optimiser,
                                         scheduler, RNG, data position); tensors and plain values
@@ -33,14 +33,16 @@ Layout of an evaluation report, ``eval/<split>/`` or any ``--report-dir`` (`Repo
     attention_<number>.png              attention heatmaps of a few short sentences, from 1
     bleu_by_length.png                  BLEU by source length, one bar per system
 
-This module imports nothing of the package, so anything (the demo included) can name a run's
-files without loading torch.
+`RunInfo` types the facts config.json records beside the config. This module imports nothing of
+the package, so anything (the demo included) can name a run's files without loading torch.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -195,3 +197,32 @@ class RunDir:
     def relative(self, path: Path) -> str:
         """``path`` relative to the run directory, as a link in the run's Markdown needs it."""
         return path.relative_to(self.root).as_posix()
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """The facts about a run that training records in config.json beside the config.
+
+    A run written by an older version may lack some: they are None then.
+    """
+
+    parameters: int | None = None
+    train_pairs: int | None = None
+    valid_pairs: int | None = None
+    step: int | None = None
+    best_step: int | None = None
+    best_valid_bleu: float | None = None  # -1 until the first validation
+    train_seconds: float | None = None  # training and validation, not start-up
+    stopped: str | None = None  # why training ended; "" while it goes on or was killed
+    world_size: int | None = None
+    device: str | None = None
+    torch: str | None = None  # torch.__version__ of the trainer
+
+    @classmethod
+    def from_dict(cls, info: dict[str, Any]) -> RunInfo:
+        """The known facts of ``info``; keys it does not know are left out."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in info.items() if key in known})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

@@ -28,7 +28,7 @@ from seq2seq.data import ParallelDataset, TokenBatchSampler
 from seq2seq.distributed import Distributed, broadcast_float, gather_objects, init_distributed
 from seq2seq.model import Seq2Seq
 from seq2seq.objective import TrainingForward
-from seq2seq.rundir import RunDir
+from seq2seq.rundir import RunDir, RunInfo
 from seq2seq.tokenizer import Tokenizer
 
 
@@ -236,19 +236,19 @@ def setup(
 
 
 def run_info(session: TrainingSession) -> dict[str, Any]:
-    return {
-        "parameters": session.model.num_parameters(),
-        "train_pairs": len(session.train_data),
-        "valid_pairs": len(session.valid_data),
-        "step": session.progress.step,
-        "best_step": session.progress.best_step,
-        "best_valid_bleu": session.progress.best_bleu,
-        "train_seconds": round(session.progress.train_seconds, 1),
-        "stopped": session.progress.stopped,
-        "world_size": session.dist.world_size,
-        "device": str(session.device),
-        "torch": torch.__version__,
-    }
+    return RunInfo(
+        parameters=session.model.num_parameters(),
+        train_pairs=len(session.train_data),
+        valid_pairs=len(session.valid_data),
+        step=session.progress.step,
+        best_step=session.progress.best_step,
+        best_valid_bleu=session.progress.best_bleu,
+        train_seconds=round(session.progress.train_seconds, 1),
+        stopped=session.progress.stopped,
+        world_size=session.dist.world_size,
+        device=str(session.device),
+        torch=torch.__version__,
+    ).to_dict()
 
 
 def random_states(device: torch.device) -> dict[str, Any]:

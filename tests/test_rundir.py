@@ -1,4 +1,4 @@
-"""RunDir and ReportDir name what the run-directory docs say.
+"""RunDir and ReportDir name what the run-directory docs say, and RunInfo reads what runs record.
 
 That a trained run holds exactly these files is tested in test_train.py.
 """
@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from seq2seq import rundir
-from seq2seq.rundir import ReportDir, RunDir
+from seq2seq.rundir import ReportDir, RunDir, RunInfo
 
 ROOT = Path("checkpoints/some-run")
 
@@ -106,3 +106,12 @@ def test_has_model_needs_config_and_weights(tmp_path: Path) -> None:
     assert run.has_model()
     run.config.unlink()
     assert not run.has_model()
+
+
+def test_run_info_reads_what_a_run_recorded_and_tolerates_older_runs() -> None:
+    recorded = {"step": 3132, "best_step": 2436, "best_valid_bleu": 36.76, "stopped": ""}
+    info = RunInfo.from_dict({**recorded, "a_fact_from_a_newer_version": 1})
+    assert (info.step, info.best_step, info.best_valid_bleu) == (3132, 2436, 36.76)
+    assert info.stopped == ""
+    assert info.train_pairs is None and info.torch is None  # an older run did not record them
+    assert {k: v for k, v in info.to_dict().items() if v is not None} == recorded

@@ -30,7 +30,7 @@ from seq2seq.data import ParallelDataset, TokenBatchSampler
 from seq2seq.evaluate import evaluate_translator
 from seq2seq.model import Seq2Seq
 from seq2seq.objective import TrainingForward, scheduled_sampling_logits
-from seq2seq.rundir import RunDir
+from seq2seq.rundir import RunDir, RunInfo
 from seq2seq.search import decode_corpus
 from seq2seq.translate import Translator
 
@@ -221,6 +221,8 @@ def test_a_trained_and_evaluated_run_holds_exactly_the_files_run_dir_names(tmp_p
         *(report.attention(1), report.attention(2), report.bleu_by_length),
     }
     assert {path for path in run.root.rglob("*") if path.is_file()} == named
+    _, info = checkpoint.load_config(run.root)
+    assert RunInfo.from_dict(info).to_dict() == info  # RunInfo types every fact training records
 
 
 def test_corrupt_and_foreign_checkpoints_are_rejected(tmp_path):
