@@ -4,7 +4,8 @@ Run ``python app.py`` (options: ``--host``/``SEQ2SEQ_HOST``, default 127.0.0.1; 
 ``SEQ2SEQ_PORT``, default 7860; ``--checkpoints``/``SEQ2SEQ_CHECKPOINTS``, default
 ``checkpoints/``; ``--int8``/``SEQ2SEQ_INT8=1`` serves dynamic int8 models: faster on a CPU,
 test BLEU unchanged on the shipped de-en model, see bench/RESULTS.md). Every subfolder holding
-``config.json`` and ``model.safetensors`` is a model; each is loaded once, at start-up.
+a trained run (its config and best weights: `RunDir.has_model`) is a model; each is loaded once,
+at start-up.
 
 API (``gradio_client``)::
 
@@ -52,7 +53,9 @@ import gradio as gr  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from seq2seq.config import DECODE_METHODS, MAX_LENGTH_PENALTY, DecodeConfig  # noqa: E402
+from seq2seq.download import language_name, language_pair_name  # noqa: E402
 from seq2seq.report import AttentionExample, plot_attention  # noqa: E402
+from seq2seq.rundir import RunDir  # noqa: E402
 from seq2seq.translate import MAX_INPUT_CHARS, Translator  # noqa: E402
 
 REPO = Path(__file__).resolve().parent
@@ -69,7 +72,6 @@ SAMPLING_SETTINGS = ("temperature", "top_k", "top_p", "seed")
 QUEUE_SIZE = 256  # waiting requests before the queue turns new ones away
 NUM_EXAMPLES = 8
 EXAMPLE_DIRS = (REPO / "data" / "multi30k", REPO.parent / "shared" / "data" / "multi30k")
-LANGUAGES = {"de": "German", "en": "English", "fr": "French", "cs": "Czech"}
 BUILTIN_EXAMPLES = {
     "de": [
         "Ein Mann fährt mit dem Fahrrad die Straße entlang.",
@@ -98,27 +100,23 @@ class SetupError(Exception):
 
 
 def find_runs(folder: Path) -> list[Path]:
-    """Subfolders holding config.json and model.safetensors, sorted by name."""
+    """Subfolders holding a run's config and best weights, sorted by name."""
     if not folder.is_dir():
         return []
-    return sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_dir() and (p / "config.json").is_file() and (p / "model.safetensors").is_file()
-    )
+    return sorted(p for p in folder.iterdir() if p.is_dir() and RunDir(p).has_model())
 
 
 def _no_runs_message(folder: Path) -> str:
-    unfinished = (
-        sorted(p.parent.name for p in folder.glob("*/config.json")) if folder.is_dir() else []
-    )
+    subfolders = [p for p in folder.iterdir() if p.is_dir()] if folder.is_dir() else []
+    unfinished = sorted(p.name for p in subfolders if RunDir(p).config.is_file())
     lines = [
-        f"No trained model found in {folder}/ (a run folder holds config.json and "
-        "model.safetensors)."
+        f"No trained model found in {folder}/ (a run folder holds {RunDir.CONFIG_FILE} and "
+        f"{RunDir.WEIGHTS_FILE})."
     ]
     if unfinished:
         lines.append(
-            f"These runs have no model.safetensors yet (still training?): {', '.join(unfinished)}"
+            f"These runs have no {RunDir.WEIGHTS_FILE} yet (still training?): "
+            f"{', '.join(unfinished)}"
         )
     lines.append(
         f"Train one with `{TRAIN_COMMAND}`, or point --checkpoints at a run folder's "
@@ -160,13 +158,8 @@ class Request:
     decoding: dict[str, Any]  # changes to the model's saved DecodeConfig
 
 
-def language_name(code: str) -> str:
-    return LANGUAGES.get(code, code)
-
-
 def pair_label(translator: Translator) -> str:
-    src, tgt = translator.language_pair
-    return f"{language_name(src)} → {language_name(tgt)}"
+    return language_pair_name(*translator.language_pair)
 
 
 def pick_translator(translators: dict[str, Translator], model: Any) -> Translator:
@@ -347,36 +340,37 @@ def _number(value: Any, digits: int = 2) -> str:
     return f"{value:,.{digits}f}" if isinstance(value, int | float) else "–"
 
 
+def _or_dash(value: Any) -> Any:
+    return "–" if value is None else value
+
+
 def facts_table(translator: Translator) -> str:
-    """describe() as a Markdown table: size, architecture, training, validation BLEU."""
-    facts = translator.describe()
-    cfg, info = facts["config"], facts["training"]
-    model, decode = cfg["model"], cfg["decode"]
-    minutes = info.get("train_seconds")
-    bleu = info.get("best_valid_bleu")
+    """`Translator.facts` as a Markdown table: size, architecture, training, validation BLEU."""
+    facts = translator.facts()
+    cfg, info = facts.config, facts.training
+    model, decode = cfg.model, cfg.decode
+    minutes = info.train_seconds
+    bleu = info.best_valid_bleu
     rows = [
-        ("Language pair", pair_label(translator)),
-        ("Parameters", f"{facts['parameters']:,}"),
+        ("Language pair", language_pair_name(*facts.language_pair)),
+        ("Parameters", f"{facts.parameters:,}"),
         (
             "Architecture",
-            f"{model['cell'].upper()} {model['num_layers']}-layer "
-            f"{'bidirectional ' if model['bidirectional'] else ''}encoder, "
-            f"{model['attention']} attention, embeddings {model['embed_size']}, "
-            f"hidden {model['hidden_size']}",
+            f"{model.cell.upper()} {model.num_layers}-layer "
+            f"{'bidirectional ' if model.bidirectional else ''}encoder, "
+            f"{model.attention} attention, embeddings {model.embed_size}, "
+            f"hidden {model.hidden_size}",
         ),
-        ("Subwords", f"{cfg['subword']['model_type']} {cfg['subword']['vocab_size']:,}"),
-        ("Training pairs", _number(info.get("train_pairs"), 0)),
+        ("Subwords", f"{cfg.subword.model_type} {cfg.subword.vocab_size:,}"),
+        ("Training pairs", _number(info.train_pairs, 0)),
         ("Training time", f"{_number(minutes / 60, 1)} min" if minutes else "–"),
-        ("Steps (best at)", f"{info.get('step', '–')} ({info.get('best_step', '–')})"),
+        ("Steps (best at)", f"{_or_dash(info.step)} ({_or_dash(info.best_step)})"),
         (
             "Best validation BLEU",
             _number(bleu) if isinstance(bleu, int | float) and bleu >= 0 else "–",
         ),
-        ("Stopped because", info.get("stopped") or "–"),
-        (
-            "Default decoding",
-            f"beam {decode['beam_size']}, length penalty {decode['length_penalty']}",
-        ),
+        ("Stopped because", info.stopped or "–"),
+        ("Default decoding", f"beam {decode.beam_size}, length penalty {decode.length_penalty}"),
     ]
     lines = ["| Fact | Value |", "|---|---|"] + [f"| {key} | {value} |" for key, value in rows]
     return "\n".join(lines)
@@ -411,15 +405,16 @@ def read_markdown(path: Path) -> str | None:
 def about_run(name: str, translator: Translator) -> None:
     """One run's section: facts, learning curve, model card, test report."""
     gr.Markdown(f"## {name}\n\n{facts_table(translator)}")
-    run_dir = translator.run_dir or Path(name)
-    if (run_dir / "learning_curve.png").is_file():
+    run = RunDir(translator.run_dir or Path(name))
+    if run.learning_curve.is_file():
         with gr.Accordion(f"Learning curve — {name}", open=False):
-            gr.Markdown(inline_images("![learning curve](learning_curve.png)", run_dir))
-    for title, relative in (
-        ("Model card", "README.md"),
-        ("Test report (Multi30k test 2016 Flickr)", "eval/test_2016_flickr/report.md"),
+            curve = run.relative(run.learning_curve)
+            gr.Markdown(inline_images(f"![learning curve]({curve})", run.root))
+    for title, path in (
+        ("Model card", run.model_card),
+        ("Test report (Multi30k test 2016 Flickr)", run.report("test_2016_flickr").markdown),
     ):
-        text = read_markdown(run_dir / relative)
+        text = read_markdown(path)
         if text:
             with gr.Accordion(f"{title} — {name}", open=False):
                 gr.Markdown(text)

@@ -35,6 +35,7 @@ from study_report import write_study
 
 from seq2seq import checkpoint
 from seq2seq.config import RunConfig
+from seq2seq.rundir import RunDir
 from seq2seq.train import train
 
 TRAIN_OUTPUT = "study_train.log"  # what training printed
@@ -47,7 +48,7 @@ TRAIN_OUTPUT = "study_train.log"  # what training printed
 def run_state(run_dir: Path, cfg: RunConfig) -> str:
     """Where a run stands: new, interrupted (resume it), finished (skip it) or extend (finished
     under another budget: resume it with this one)."""
-    if not (run_dir / checkpoint.STATE_FILE).is_file():
+    if not RunDir(run_dir).state.is_file():
         return "new"
     saved, info = checkpoint.load_config(run_dir)
     if _recipe(saved) != _recipe(cfg):

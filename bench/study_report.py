@@ -16,6 +16,7 @@ from study_plots import save_plots
 
 from seq2seq.corpus import Pair
 from seq2seq.report_markdown import markdown_table, with_interval
+from seq2seq.rundir import RunDir
 
 
 def _git_commit() -> str:
@@ -119,7 +120,7 @@ def results_lines(results: dict[str, CellResult]) -> list[str]:
         "",
         f"Test set {TEST_SET}, greedy decoding. *train min*: wall-clock training time including "
         "validations. *s/epoch* and *tokens/s* (target tokens) count training steps only, "
-        "measured from every step's time in train_log.jsonl.",
+        f"measured from every step's time in {RunDir.LOG_FILE}.",
         "",
         *markdown_table(headers, rows),
     ]
@@ -232,8 +233,9 @@ def grad_norm_lines(results: dict[str, CellResult], images: dict[str, str]) -> l
     return [
         "## Gradient norm during training",
         "",
-        "Norm of the whole gradient before clipping at every step (train_log.jsonl `grad_norm`); "
-        "the first 100 steps are left out of the table when a run has more than 200.",
+        "Norm of the whole gradient before clipping at every step "
+        f"({RunDir.LOG_FILE} `grad_norm`); the first 100 steps are left out of the table when a "
+        "run has more than 200.",
         "",
         *markdown_table(["model", "median", "p99", "max", "p99 / median", "steps clipped"], rows),
         f"![gradient norm]({images['grad_norm']})",

@@ -6,9 +6,11 @@
    average if it scores higher than the best checkpoint on the validation set (greedy);
 1. chooses beam size and length penalty on the validation set (never on a test set);
 2. stores the weights as float16 if that costs no validation BLEU (> 0.1 lost: keeps float32);
-3. evaluates every Multi30k test set that is cached or reachable, writing eval/<split>/report.md;
-4. writes the model card README.md.
-The resumable state last.pt is training-only and not shipped (git ignores it).
+3. evaluates every Multi30k test set that is cached or reachable, writing a report for each
+   into the run's eval folder;
+4. writes the model card, and what it was written from (to rewrite it with --card-only).
+The resumable training state is training-only and not shipped (git ignores it). Every file name
+is `seq2seq.rundir.RunDir`'s.
 """
 
 from __future__ import annotations
@@ -24,15 +26,15 @@ import torch
 from seq2seq import checkpoint
 from seq2seq.config import DataConfig
 from seq2seq.corpus import load_split
-from seq2seq.download import DownloadError
+from seq2seq.download import DownloadError, language_pair_name
 from seq2seq.evaluate import evaluate_translator
 from seq2seq.metrics import score_corpus
+from seq2seq.rundir import ReportDir, RunDir, RunInfo
 from seq2seq.translate import Translator
 
 BEAMS = (1, 5, 10)
 PENALTIES = (0.6, 1.0, 1.4)
 TEST_SETS = ("test_2016_flickr", "test_2017_flickr", "test_2017_mscoco", "test_2018_flickr")
-LANG_NAMES = {"de": "German", "en": "English", "fr": "French", "cs": "Czech"}
 
 
 def valid_bleu(
@@ -50,7 +52,7 @@ def try_average(run_dir: Path, paths: list[Path], sources: list[str], refs: list
     averaged_bleu = valid_bleu(averaged, sources, refs, 1, 1.0)
     keep = averaged_bleu > best_bleu
     if keep:
-        checkpoint.save_weights(averaged.model, run_dir / checkpoint.WEIGHTS_FILE)
+        checkpoint.save_weights(averaged.model, RunDir(run_dir).weights)
     print(
         f"average of {len(paths)}: valid BLEU (greedy) {averaged_bleu:.2f} vs best "
         f"{best_bleu:.2f}: {'kept' if keep else 'dropped'}",
@@ -90,8 +92,7 @@ def choose_decoding(tuning: list[dict], tolerance: float = 0.1) -> dict:
 
 
 def try_float16(run_dir: Path, translator: Translator, sources, refs, beam, lp, fp32_bleu) -> dict:
-    weights = run_dir / checkpoint.WEIGHTS_FILE
-    backup = run_dir / "model.fp32.safetensors"
+    weights, backup = RunDir(run_dir).weights, RunDir(run_dir).fp32_weights
     weights.replace(backup)
     checkpoint.save_weights(translator.model, weights, dtype=torch.float16)
     half = Translator.from_run(run_dir, device="cpu")
@@ -126,7 +127,7 @@ def evaluate_tests(run_dir: Path, data: DataConfig, beam: int, lp: float) -> dic
             [t for _, t in pairs],
             beam_size=beam,
             length_penalty=lp,
-            report_dir=run_dir / "eval" / split,
+            report_dir=RunDir(run_dir).report(split).root,
             n_bootstrap=1000,
         )
         results[split] = report
@@ -138,14 +139,14 @@ def evaluate_tests(run_dir: Path, data: DataConfig, beam: int, lp: float) -> dic
 def model_card(
     run_dir: Path, tuning: list[dict], dtype: dict, tests: dict[str, dict], averaging: dict | None
 ) -> str:
-    cfg, info = checkpoint.load_config(run_dir)
-    src, tgt = cfg.data.src_lang, cfg.data.tgt_lang
+    cfg, recorded = checkpoint.load_config(run_dir)
+    info, run = RunInfo.from_dict(recorded), RunDir(run_dir)
     m = cfg.model
     lines = [
-        f"# {run_dir.name}: {LANG_NAMES.get(src, src)} → {LANG_NAMES.get(tgt, tgt)}",
+        f"# {run_dir.name}: {language_pair_name(cfg.data.src_lang, cfg.data.tgt_lang)}",
         "",
         f"An attentional {m.cell.upper()} encoder-decoder trained on Multi30k task 1 "
-        f"({info.get('train_pairs')} training pairs) on a 2-core CPU.",
+        f"({info.train_pairs} training pairs) on a 2-core CPU.",
         "",
         "## Scores (sacreBLEU, cased and detokenised; 95% bootstrap intervals)",
         "",
@@ -180,7 +181,8 @@ def model_card(
             f"`seq2seq evaluate --checkpoint checkpoints/{run_dir.name} --test-set NAME` "
             "downloads and scores them."
         )
-    lines += ["", f"Full reports: {', '.join(f'[{t}](eval/{t}/report.md)' for t in tests)}.", ""]
+    links = ", ".join(f"[{t}]({run.relative(run.report(t).markdown)})" for t in tests)
+    lines += ["", f"Full reports: {links}.", ""]
     lines += [
         "## Decoding, chosen on the validation set",
         "",
@@ -206,11 +208,11 @@ def model_card(
             f"{'shipped' if averaging['kept'] else 'not shipped'}.",
             "",
         ]
-    minutes = info.get("train_seconds", 0) / 60
+    minutes = (info.train_seconds or 0) / 60
     lines += [
         "## Model and training",
         "",
-        f"- {info.get('parameters', 0) / 1e6:.1f}M parameters: embeddings {m.embed_size} "
+        f"- {(info.parameters or 0) / 1e6:.1f}M parameters: embeddings {m.embed_size} "
         f"(shared source/target/output: {m.share_embeddings and m.tie_embeddings}), "
         f"{'bidirectional ' if m.bidirectional else ''}{m.cell.upper()} encoder "
         f"{m.encoder_hidden_size} per direction, {m.cell.upper()} decoder {m.hidden_size} with "
@@ -221,21 +223,20 @@ def model_card(
         f"- Adam lr {cfg.train.lr}, halved when validation BLEU stalls; label smoothing "
         f"{cfg.train.label_smoothing}; clipping {cfg.train.clip_norm}; batches of ≤ "
         f"{cfg.train.max_tokens} tokens.",
-        f"- Trained {minutes:.0f} minutes ({info.get('step')} steps; best validation BLEU "
-        f"{info.get('best_valid_bleu', 0):.2f} at step {info.get('best_step')}) on one thread of "
-        f"a 2-core x86-64 CPU, torch {info.get('torch')}; stopped: {info.get('stopped')}.",
+        f"- Trained {minutes:.0f} minutes ({info.step} steps; best validation BLEU "
+        f"{info.best_valid_bleu or 0:.2f} at step {info.best_step}) on one thread of "
+        f"a 2-core x86-64 CPU, torch {info.torch}; stopped: {info.stopped}.",
         f"- Reproduce: `seq2seq train --config configs/{run_dir.name}.yaml` "
         "(then `python scripts/ship_model.py checkpoints/" + run_dir.name + "`).",
         "",
-        "![learning curves](learning_curve.png)",
+        f"![learning curves]({run.relative(run.learning_curve)})",
         "",
         "## Known limits",
         "",
         "- Multi30k is image captions: short, simple, literal sentences. Other text (news, "
         "dialogue, long sentences) translates poorly.",
         "- Rare words come out as subword guesses; names and numbers may be garbled.",
-        f"- Trained on {info.get('train_pairs')} sentence pairs: it reflects their style and "
-        "biases.",
+        f"- Trained on {info.train_pairs} sentence pairs: it reflects their style and biases.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -250,31 +251,31 @@ def main() -> None:
     parser.add_argument(
         "--card-only",
         action="store_true",
-        help="rewrite README.md from ship.json and eval/*/report.json only",
+        help=f"rewrite {RunDir.MODEL_CARD_FILE} from {RunDir.SHIP_FILE} and "
+        f"{RunDir.EVAL_DIR}/*/{ReportDir.JSON_FILE} only",
     )
     parser.add_argument(
         "--average",
         type=Path,
         nargs="*",
         default=[],
-        help="training states (last.pt copies) whose mean weights to try",
+        help=f"training states ({RunDir.STATE_FILE} copies) whose mean weights to try",
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     run_dir: Path = args.run_dir
-    previous = (
-        json.loads((run_dir / "ship.json").read_text()) if (run_dir / "ship.json").is_file() else {}
-    )
+    run = RunDir(run_dir)
+    previous = json.loads(run.ship_record.read_text()) if run.ship_record.is_file() else {}
     if args.card_only:
         tests = {
-            t: json.loads((run_dir / "eval" / t / "report.json").read_text())
+            t: json.loads(run.report(t).json.read_text())
             for t in TEST_SETS
-            if (run_dir / "eval" / t / "report.json").is_file()
+            if run.report(t).json.is_file()
         }
         card = model_card(
             run_dir, previous["tuning"], previous["dtype"], tests, previous.get("averaging")
         )
-        (run_dir / "README.md").write_text(card, encoding="utf-8")
+        run.model_card.write_text(card, encoding="utf-8")
         return
     cfg, info = checkpoint.load_config(run_dir)
     data = dataclasses.replace(cfg.data, mirror=args.mirror or cfg.data.mirror)
@@ -297,11 +298,11 @@ def main() -> None:
     )
     tests = evaluate_tests(run_dir, data, best["beam"], best["length_penalty"])
     card = model_card(run_dir, tuning, dtype, tests, averaging)
-    (run_dir / "README.md").write_text(card, encoding="utf-8")
-    (run_dir / "ship.json").write_text(
+    run.model_card.write_text(card, encoding="utf-8")
+    run.ship_record.write_text(
         json.dumps({"averaging": averaging, "tuning": tuning, "dtype": dtype}, indent=2)
     )
-    print(f"model card written to {run_dir / 'README.md'}")
+    print(f"model card written to {run.model_card}")
 
 
 if __name__ == "__main__":

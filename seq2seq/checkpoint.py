@@ -1,13 +1,7 @@
 """A run directory, saved atomically and loaded safely.
 
-Layout of ``checkpoints/<name>/``:
-    config.json          the full RunConfig plus facts about the run (vocabulary, time, steps)
-    model.safetensors    the best weights by validation BLEU (what translation loads)
-    last.pt              the resumable training state (weights, optimiser, scheduler, RNG, data
-                         position); tensors and plain values only, read with weights_only=True
-    spm.model            the SentencePiece model (spm.src.model + spm.tgt.model if separate)
-    train_log.jsonl      one JSON object per logged step or validation
-    train.lock           held (flock) by the one trainer writing the run; holds its process id
+Reads and writes the run's config, weights, resumable state, training log and lock; their names
+and the whole layout of ``checkpoints/<name>/`` are `rundir.RunDir`'s (listed in its docstring).
 Every file is written to a temporary name in the same folder and renamed, so a crash never
 leaves a half-written file under a real name; nothing is ever unpickled.
 """
@@ -30,12 +24,8 @@ from safetensors.torch import load_file, save_file
 
 from seq2seq.config import RunConfig
 from seq2seq.model import Seq2Seq
+from seq2seq.rundir import RunDir
 
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-STATE_FILE = "last.pt"
-LOG_FILE = "train_log.jsonl"
-LOCK_FILE = "train.lock"
 FORMAT = "seq2seq-run/1"
 
 
@@ -69,12 +59,12 @@ def write_text_atomically(path: Path, text: str) -> None:
 def save_config(run_dir: Path, cfg: RunConfig, info: dict[str, Any] | None = None) -> None:
     payload = {"format": FORMAT, "config": cfg.to_dict(), "info": info or {}}
     text = json.dumps(payload, indent=2, ensure_ascii=False)
-    write_text_atomically(run_dir / CONFIG_FILE, text)
+    write_text_atomically(RunDir(run_dir).config, text)
 
 
 def load_config(run_dir: Path) -> tuple[RunConfig, dict[str, Any]]:
     """The run's config and info; a clear error for a missing or foreign directory."""
-    path = Path(run_dir) / CONFIG_FILE
+    path = RunDir(run_dir).config
     if not path.is_file():
         raise FileNotFoundError(
             f"{path} not found: {run_dir} is not a run directory (create one with `seq2seq train`)"
@@ -134,10 +124,10 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
 
 
 def load_model(run_dir: Path, device: str | torch.device = "cpu") -> tuple[Seq2Seq, RunConfig]:
-    """Rebuild the model from config.json and load its best weights, in eval mode."""
+    """Rebuild the model from the run's config and load its best weights, in eval mode."""
     cfg, _ = load_config(run_dir)
     model = Seq2Seq(cfg.model)
-    load_weights(model, Path(run_dir) / WEIGHTS_FILE)
+    load_weights(model, RunDir(run_dir).weights)
     return model.to(device).eval(), cfg
 
 
@@ -159,14 +149,14 @@ def load_state(path: Path) -> dict[str, Any]:
 
 
 def append_log(run_dir: Path, record: dict[str, Any]) -> None:
-    with (run_dir / LOG_FILE).open("a", encoding="utf-8") as f:
+    with RunDir(run_dir).log.open("a", encoding="utf-8") as f:
         f.write(json.dumps(record) + "\n")
 
 
 def read_log(run_dir: Path) -> list[dict[str, Any]]:
     """The training log's records. A last line cut short (the process was killed while writing
     it) is skipped with a warning; a bad line before it is an error naming the file and line."""
-    path = run_dir / LOG_FILE
+    path = RunDir(run_dir).log
     if not path.is_file():
         return []
     lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -195,11 +185,11 @@ class RunLocked(ValueError):
 def lock_run_dir(run_dir: Path) -> Iterator[None]:
     """Hold an exclusive lock on ``run_dir`` while training writes it.
 
-    The lock is ``flock`` on `LOCK_FILE`: the kernel drops it when its process ends, however it
+    The lock is ``flock`` on `RunDir.lock`: the kernel drops it when its process ends, however it
     ends, so a killed trainer never leaves a stale lock behind.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(RunDir(run_dir).lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -217,7 +207,7 @@ def lock_run_dir(run_dir: Path) -> Iterator[None]:
 
 
 def average_states(paths: list[Path]) -> dict[str, torch.Tensor]:
-    """The element-wise mean of the model weights in several resumable states (last.pt files).
+    """The element-wise mean of the model weights in several resumable states (`RunDir.state`).
 
     Averaging the last few checkpoints of a run usually scores higher than any one of them
     (Junczys-Dowmunt et al. 2016; Vaswani et al. 2017, §6.1).

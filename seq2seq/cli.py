@@ -27,6 +27,7 @@ from seq2seq.config import (
     load_yaml,
 )
 from seq2seq.download import DownloadError
+from seq2seq.rundir import ReportDir, RunDir
 
 SECTIONS = ("data", "clean", "subword", "model", "train", "decode")
 # The demo caps its beam at 10; here 64 leaves room for search experiments. Decoding time grows
@@ -252,8 +253,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     else:
         raise SystemExit("error: give --src and --ref, or --test-set NAME")
     compare = read_lines(args.compare) if args.compare else None
-    report_dir = Path(
-        args.report_dir or Path(args.checkpoint) / "eval" / (args.test_set or "custom")
+    report_dir = (
+        Path(args.report_dir)
+        if args.report_dir
+        else RunDir(Path(args.checkpoint)).report(args.test_set or "custom").root
     )
     decode = translator.decode_config(
         beam_size=args.beam, nbest=1, length_penalty=args.length_penalty
@@ -269,7 +272,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         compare_hyps=compare,
         n_bootstrap=args.bootstrap,
     )
-    print(f"report written to {report_dir}/report.md")
+    print(f"report written to {ReportDir(report_dir).markdown}")
     for system in report["systems"]:
         bleu, chrf = system["scores"]["bleu"], system["scores"]["chrf"]
         print(f"{system['name']}: BLEU {bleu['score']:.2f} chrF {chrf['score']:.2f}")
@@ -371,8 +374,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--resume",
         action="store_true",
-        help="continue the run from last.pt, with its saved settings; flags may change the data "
-        "paths and the training policy, not the model or vocabulary",
+        help=f"continue the run from {RunDir.STATE_FILE}, with its saved settings; flags may "
+        "change the data paths and the training policy, not the model or vocabulary",
     )
     add_config_flags(train, SECTIONS)
     train.set_defaults(func=cmd_train)
@@ -407,7 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser(
         "evaluate",
         parents=[common],
-        help="score a run with sacreBLEU and write report.md / report.json",
+        help="score a run with sacreBLEU and write "
+        f"{ReportDir.MARKDOWN_FILE} / {ReportDir.JSON_FILE}",
         description="Translate a test set greedily and with beam search, score BLEU/chrF/TER "
         "with confidence intervals, and write a report with examples and attention plots.",
     )
@@ -417,7 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--test-set", help="a Multi30k split instead, e.g. test_2016_flickr")
     evaluate.add_argument("--data-dir", default="data", help="Multi30k cache root (default data)")
     evaluate.add_argument("--mirror", default="", help="Multi30k mirror: URL or folder")
-    evaluate.add_argument("--report-dir", help="default: CHECKPOINT/eval/TEST_SET")
+    evaluate.add_argument("--report-dir", help=f"default: CHECKPOINT/{RunDir.EVAL_DIR}/TEST_SET")
     evaluate.add_argument("--compare", help="another system's output: adds a paired test")
     evaluate.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     evaluate.set_defaults(func=cmd_evaluate)

@@ -329,7 +329,7 @@ class DecodeConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything a run needs; saved as config.json in its directory."""
+    """Everything a run needs; saved in its run directory (`RunDir.config`)."""
 
     data: DataConfig = field(default_factory=DataConfig)
     clean: CleanConfig = field(default_factory=CleanConfig)

@@ -4,6 +4,9 @@ Files come from the dataset's public repository (or a mirror: another URL or a l
 written to a temporary name, verified and only then renamed into `data/multi30k/`. The later test
 sets have no published checksum here: their hash is recorded on first download (trust on first
 use) in the cache's SHA256SUMS, and every later load must match it.
+
+`language_name` gives the English names of Multi30k's language codes, for people to read (the
+demo, model cards).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ MULTI30K_LANGS: dict[str, tuple[str, ...]] = {
     "test_2017_mscoco": ("de", "en", "fr"),
     "test_2018_flickr": ("de", "en", "fr", "cs"),
 }
+LANGUAGE_NAMES = {"de": "German", "en": "English", "fr": "French", "cs": "Czech"}
 
 # None: no checksum recorded yet; such a file is trusted on first use (see fetch_multi30k_file).
 MULTI30K_SHA256: dict[str, str | None] = {
@@ -60,6 +64,16 @@ MULTI30K_SHA256: dict[str, str | None] = {
     "test_2018_flickr.fr.gz": None,
     "test_2018_flickr.cs.gz": None,
 }
+
+
+def language_name(code: str) -> str:
+    """``"German"`` for ``"de"``; a code of another corpus is its own name."""
+    return LANGUAGE_NAMES.get(code, code)
+
+
+def language_pair_name(src: str, tgt: str) -> str:
+    """``"German → English"`` for ``("de", "en")``."""
+    return f"{language_name(src)} → {language_name(tgt)}"
 
 
 class DownloadError(RuntimeError):

@@ -15,9 +15,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from seq2seq.report import AttentionExample, SystemRun, build_report, write_report
+from seq2seq.rundir import ReportDir
 
-HYPOTHESES_FILE = "hypotheses.txt"  # the primary system's output, for a later --compare
-GREEDY_HYPOTHESES_FILE = "hypotheses.greedy.txt"
 ATTENTION_MAX_WORDS = 25  # longer sentences make unreadable heatmaps
 
 
@@ -104,8 +103,8 @@ def read_hypotheses(path: Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
-            f"{path} does not exist: `python -m seq2seq evaluate` writes {HYPOTHESES_FILE} "
-            "into its report directory"
+            f"{path} does not exist: `python -m seq2seq evaluate` writes "
+            f"{ReportDir.HYPOTHESES_FILE} into its report directory"
         )
     return path.read_text(encoding="utf-8").splitlines()
 
@@ -126,9 +125,9 @@ def evaluate_translator(
 ) -> dict[str, Any]:
     """Greedy and (if beam_size > 1) beam decoding, scored and written to report_dir.
 
-    Writes report.json, report.md, PNGs, hypotheses.txt (beam, or greedy when beam_size is 1)
-    and hypotheses.greedy.txt. compare_hyps, e.g. from `read_hypotheses`, are tested against
-    the primary output. Returns the report dict.
+    Writes the report (`ReportDir`: JSON, Markdown, PNGs), the primary hypotheses (beam, or
+    greedy when beam_size is 1) and the greedy ones. compare_hyps, e.g. from `read_hypotheses`,
+    are tested against the primary output. Returns the report dict.
     """
     if len(sources) != len(references):
         raise ValueError(f"{len(sources)} sources but {len(references)} references")
@@ -161,10 +160,10 @@ def evaluate_translator(
                 batch_size=batch_size,
             )
         )
-    report_dir = Path(report_dir)
-    report_dir.mkdir(parents=True, exist_ok=True)
-    write_hypotheses(report_dir / HYPOTHESES_FILE, runs[-1].hypotheses)
-    write_hypotheses(report_dir / GREEDY_HYPOTHESES_FILE, runs[0].hypotheses)
+    files = ReportDir(report_dir)
+    files.root.mkdir(parents=True, exist_ok=True)
+    write_hypotheses(files.hypotheses, runs[-1].hypotheses)
+    write_hypotheses(files.greedy_hypotheses, runs[0].hypotheses)
     indices = pick_attention_indices(sources, num_attention)
     examples = attention_examples(
         translator,

@@ -1,8 +1,8 @@
 """Evaluation reports a person reads: a JSON record, a Markdown page and their plots.
 
-`build_report` turns outputs into a JSON-able dict; `write_report` renders it to report.json,
-report.md (`report_markdown.render_markdown`), attention heatmaps and a BLEU-by-length bar
-chart. Systems are given in order of
+`build_report` turns outputs into a JSON-able dict; `write_report` renders it to a JSON file, a
+Markdown page (`report_markdown.render_markdown`), attention heatmaps and a BLEU-by-length bar
+chart, named by `rundir.ReportDir`. Systems are given in order of
 preference: the last one (beam search, when it ran) is the primary system that examples and
 significance tests are about.
 """
@@ -29,6 +29,7 @@ from seq2seq.metrics import (
     tokenized_lowercase_bleu,
 )
 from seq2seq.report_markdown import render_markdown
+from seq2seq.rundir import ReportDir
 
 
 @dataclass
@@ -250,21 +251,22 @@ def plot_bleu_by_length(systems: Sequence[dict[str, Any]]) -> Figure:
 
 def _save(fig: Figure, path: Path) -> str:
     fig.savefig(path, dpi=100)
-    return path.name  # links in report.md are relative to it
+    return path.name  # links in the Markdown page are relative to it
 
 
 def write_report(
     report: dict[str, Any], report_dir: Path, attention_examples: Sequence[AttentionExample]
 ) -> tuple[Path, Path]:
-    """Writes report.json, report.md and their PNGs into report_dir; returns (json, md) paths."""
-    report_dir = Path(report_dir)
-    report_dir.mkdir(parents=True, exist_ok=True)
+    """Writes the report's JSON, Markdown and PNGs into report_dir (named by `ReportDir`);
+    returns the (json, md) paths."""
+    files = ReportDir(report_dir)
+    files.root.mkdir(parents=True, exist_ok=True)
     images = [
-        _save(plot_attention(example), report_dir / f"attention_{number}.png")
+        _save(plot_attention(example), files.attention(number))
         for number, example in enumerate(attention_examples, 1)
     ]
-    chart = _save(plot_bleu_by_length(report["systems"]), report_dir / "bleu_by_length.png")
-    json_path, md_path = report_dir / "report.json", report_dir / "report.md"
+    chart = _save(plot_bleu_by_length(report["systems"]), files.bleu_by_length)
+    json_path, md_path = files.json, files.markdown
     json_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     md_path.write_text(render_markdown(report, images, chart) + "\n", encoding="utf-8")
     return json_path, md_path

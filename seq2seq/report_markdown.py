@@ -1,5 +1,5 @@
-"""report.md's text: the Markdown sections of an evaluation report (`report.build_report`'s
-dict), and the table and score helpers other reports share."""
+"""The Markdown page of an evaluation report: its sections (from `report.build_report`'s dict),
+and the table and score helpers other reports share."""
 
 from __future__ import annotations
 
@@ -174,7 +174,7 @@ def _attention_lines(images: Sequence[str]) -> list[str]:
 def render_markdown(
     report: dict[str, Any], attention_images: Sequence[str] = (), length_chart: str | None = None
 ) -> str:
-    """report.md's text; images are paths relative to the report."""
+    """The Markdown page's text; images are paths relative to the report."""
     lines = [f"# Evaluation report: {report['primary_system']}", ""]
     lines += _scores_lines(report)
     lines += _length_lines(report, length_chart)

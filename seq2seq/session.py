@@ -28,6 +28,7 @@ from seq2seq.data import ParallelDataset, TokenBatchSampler
 from seq2seq.distributed import Distributed, broadcast_float, gather_objects, init_distributed
 from seq2seq.model import Seq2Seq
 from seq2seq.objective import TrainingForward
+from seq2seq.rundir import RunDir, RunInfo
 from seq2seq.tokenizer import Tokenizer
 
 
@@ -99,7 +100,7 @@ def build_tokenizer_and_data(
         )
         run_dir.mkdir(parents=True, exist_ok=True)
         tokenizer.save(run_dir)
-        (run_dir / "clean_stats.json").write_text(
+        RunDir(run_dir).clean_stats.write_text(
             json.dumps(stats.to_dict(), indent=2), encoding="utf-8"
         )
     if ranks.enabled:
@@ -177,7 +178,7 @@ def setup(
     if resume:
         saved_cfg, _ = checkpoint.load_config(run_dir)
         cfg = resumed_config(saved_cfg, cfg)
-    elif (run_dir / checkpoint.STATE_FILE).exists():
+    elif RunDir(run_dir).state.exists():
         raise ValueError(
             f"{run_dir} already holds a run: pass --resume to continue it, or choose another "
             "--train.name"
@@ -235,19 +236,19 @@ def setup(
 
 
 def run_info(session: TrainingSession) -> dict[str, Any]:
-    return {
-        "parameters": session.model.num_parameters(),
-        "train_pairs": len(session.train_data),
-        "valid_pairs": len(session.valid_data),
-        "step": session.progress.step,
-        "best_step": session.progress.best_step,
-        "best_valid_bleu": session.progress.best_bleu,
-        "train_seconds": round(session.progress.train_seconds, 1),
-        "stopped": session.progress.stopped,
-        "world_size": session.dist.world_size,
-        "device": str(session.device),
-        "torch": torch.__version__,
-    }
+    return RunInfo(
+        parameters=session.model.num_parameters(),
+        train_pairs=len(session.train_data),
+        valid_pairs=len(session.valid_data),
+        step=session.progress.step,
+        best_step=session.progress.best_step,
+        best_valid_bleu=session.progress.best_bleu,
+        train_seconds=round(session.progress.train_seconds, 1),
+        stopped=session.progress.stopped,
+        world_size=session.dist.world_size,
+        device=str(session.device),
+        torch=torch.__version__,
+    ).to_dict()
 
 
 def random_states(device: torch.device) -> dict[str, Any]:
@@ -266,8 +267,9 @@ def set_random_states(states: dict[str, Any], device: torch.device) -> None:
 
 
 def save_resumable(session: TrainingSession) -> None:
-    """Write last.pt (rank 0). Every process must call it: each one's random state is saved,
-    since under DDP the processes draw different numbers (their batches differ in shape)."""
+    """Write the resumable state (rank 0). Every process must call it: each one's random state
+    is saved, since under DDP the processes draw different numbers (their batches differ in
+    shape)."""
     per_rank = gather_objects(random_states(session.device), session.dist)
     if not session.dist.is_main:
         return
@@ -280,12 +282,12 @@ def save_resumable(session: TrainingSession) -> None:
         **per_rank[0],
         "rank_rng": per_rank,
     }
-    checkpoint.save_state(session.run_dir / checkpoint.STATE_FILE, state)
+    checkpoint.save_state(RunDir(session.run_dir).state, state)
     checkpoint.save_config(session.run_dir, session.cfg, run_info(session))
 
 
 def restore(session: TrainingSession) -> None:
-    state = checkpoint.load_state(session.run_dir / checkpoint.STATE_FILE)
+    state = checkpoint.load_state(RunDir(session.run_dir).state)
     session.model.load_state_dict(state["model"])
     session.optimizer.load_state_dict(state["optimizer"])
     session.scheduler.load_state_dict(state["scheduler"])
@@ -298,7 +300,7 @@ def restore(session: TrainingSession) -> None:
         records = checkpoint.read_log(session.run_dir)
         kept = [r for r in records if r.get("step", 0) <= session.progress.step]
         text = "".join(json.dumps(r) + "\n" for r in kept)
-        checkpoint.write_text_atomically(session.run_dir / checkpoint.LOG_FILE, text)
+        checkpoint.write_text_atomically(RunDir(session.run_dir).log, text)
 
 
 def _as_tuple(value: Any) -> Any:

@@ -13,15 +13,12 @@ from pathlib import Path
 import sentencepiece as spm
 
 from seq2seq.config import SubwordConfig
+from seq2seq.rundir import RunDir
 
 PAD_ID = 0
 UNK_ID = 1
 BOS_ID = 2
 EOS_ID = 3
-
-JOINT_FILE = "spm.model"
-SRC_FILE = "spm.src.model"
-TGT_FILE = "spm.tgt.model"
 
 
 def train_sentencepiece(sentences: Iterable[str], cfg: SubwordConfig) -> bytes:
@@ -109,6 +106,23 @@ class Tokenizer:
     def encode_tgt(self, sentences: Sequence[str]) -> list[list[int]]:
         return [list(ids) for ids in self.tgt.encode(list(sentences), out_type=int)]
 
+    def encode_sampled(
+        self, pairs: Sequence[tuple[str, str]], alpha: float, nbest_size: int, seed: int
+    ) -> tuple[list[list[int]], list[list[int]]]:
+        """Source and target ids of ``pairs``, each sentence segmented by sampling: subword
+        regularisation for a unigram model (Kudo 2018: one segmentation drawn from the
+        ``nbest_size`` best, -1 = all, sharpened by ``alpha``), BPE-dropout for a BPE model
+        (Provilkov et al. 2020: each merge skipped with probability ``alpha``; ``nbest_size`` is
+        ignored there, though SentencePiece still wants it -1 or > 1).
+
+        The same ``seed`` gives the same segmentations (one thread; SentencePiece's generator).
+        """
+        options = {"enable_sampling": True, "alpha": alpha, "nbest_size": nbest_size}
+        spm.set_random_generator_seed(seed)
+        src = self.src.encode([s for s, _ in pairs], out_type=int, num_threads=1, **options)
+        tgt = self.tgt.encode([t for _, t in pairs], out_type=int, num_threads=1, **options)
+        return [list(ids) for ids in src], [list(ids) for ids in tgt]
+
     def decode_tgt(self, ids: Sequence[int]) -> str:
         """Detokenised text; special ids are dropped."""
         return str(self.tgt.decode([i for i in ids if i > EOS_ID]))
@@ -121,11 +135,12 @@ class Tokenizer:
 
     def save(self, run_dir: Path) -> None:
         """Write the model file(s) into a run directory."""
+        files = RunDir(run_dir)
         if self.joint:
-            (run_dir / JOINT_FILE).write_bytes(self.src_proto)
+            files.joint_tokenizer.write_bytes(self.src_proto)
         else:
-            (run_dir / SRC_FILE).write_bytes(self.src_proto)
-            (run_dir / TGT_FILE).write_bytes(self.tgt_proto)
+            files.src_tokenizer.write_bytes(self.src_proto)
+            files.tgt_tokenizer.write_bytes(self.tgt_proto)
 
     @classmethod
     def load(cls, run_dir: Path) -> Tokenizer:
@@ -135,15 +150,15 @@ class Tokenizer:
             FileNotFoundError: no model file (names the command that creates one).
             ValueError: a model file is damaged or not a SentencePiece model (names the file).
         """
-        run_dir = Path(run_dir)
-        joint = run_dir / JOINT_FILE
+        files = RunDir(run_dir)
+        joint = files.joint_tokenizer
         if joint.is_file():
             return cls(joint.read_bytes(), sources=(str(joint), str(joint)))
-        src, tgt = run_dir / SRC_FILE, run_dir / TGT_FILE
+        src, tgt = files.src_tokenizer, files.tgt_tokenizer
         for path in (src, tgt):
             if not path.is_file():
                 raise FileNotFoundError(
-                    f"no SentencePiece model in {run_dir} (expected {JOINT_FILE}, or {SRC_FILE} "
-                    f"and {TGT_FILE}); train a run with `seq2seq train` to create one"
+                    f"no SentencePiece model in {run_dir} (expected {joint.name}, or {src.name} "
+                    f"and {tgt.name}); train a run with `seq2seq train` to create one"
                 )
         return cls(src.read_bytes(), tgt.read_bytes(), sources=(str(src), str(tgt)))

@@ -26,6 +26,7 @@ from seq2seq.metrics import score_corpus
 from seq2seq.objective import label_smoothed_loss
 from seq2seq.plots import plot_learning_curves
 from seq2seq.progress import ProgressReporter
+from seq2seq.rundir import RunDir
 from seq2seq.search import decode_corpus
 from seq2seq.session import Progress, TrainingSession, save_resumable, setup
 
@@ -95,7 +96,7 @@ def after_validation(session: TrainingSession, metrics: dict[str, float]) -> Non
     if bleu > progress.best_bleu:
         progress.best_bleu, progress.best_step, progress.bad_validations = bleu, progress.step, 0
         if session.dist.is_main:
-            checkpoint.save_weights(session.model, session.run_dir / checkpoint.WEIGHTS_FILE)
+            checkpoint.save_weights(session.model, RunDir(session.run_dir).weights)
     else:
         progress.bad_validations += 1
     if progress.step > tc.warmup_steps:
@@ -127,7 +128,7 @@ def run_validation(session: TrainingSession, reporter: ProgressReporter) -> None
         }
         checkpoint.append_log(session.run_dir, record)
         plot_learning_curves(
-            checkpoint.read_log(session.run_dir), session.run_dir / "learning_curve.png"
+            checkpoint.read_log(session.run_dir), RunDir(session.run_dir).learning_curve
         )
         reporter.message(
             f"validation at step {record['step']}: loss {metrics['valid_loss']:.3f} "

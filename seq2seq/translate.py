@@ -17,6 +17,7 @@ from seq2seq.config import DecodeConfig, RunConfig
 from seq2seq.corpus import normalize
 from seq2seq.data import ParallelDataset, TokenBatchSampler
 from seq2seq.model import Seq2Seq
+from seq2seq.rundir import RunInfo
 from seq2seq.search import decode_corpus
 from seq2seq.tokenizer import PAD_ID, Tokenizer
 
@@ -35,6 +36,18 @@ class Translation:
     attention: np.ndarray | None  # (len(output_pieces), len(source_pieces)); with_attention only
     score: float = 0.0
     error: str = ""  # why it was not translated (translate(..., skip_invalid=True) only)
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What `Translator.facts` knows of the model it serves: `Translator.describe`, typed."""
+
+    checkpoint: Path | None  # the run directory, if loaded from one
+    parameters: int
+    language_pair: tuple[str, str]  # (source, target) language codes
+    config: RunConfig
+    training: RunInfo  # what training recorded about the run
+    device: str  # where the model runs now (not where it trained: training.device)
 
 
 DEVICES = "auto, cpu, cuda or cuda:N"
@@ -105,7 +118,7 @@ class Translator:
     def from_run(
         cls, run_dir: str | Path, device: str = "auto", quantize: bool = False
     ) -> Translator:
-        """Load a run directory (config.json, model.safetensors, SentencePiece model).
+        """Load a run directory: its config, best weights and SentencePiece model (`RunDir`).
 
         ``quantize`` applies dynamic int8 quantization (CPU only); check its BLEU with
         ``bench/quantize.py`` before relying on it.
@@ -250,15 +263,27 @@ class Translator:
             tokens += batch.num_tgt_tokens
         return math.exp(total / max(tokens, 1))
 
-    def describe(self) -> dict[str, Any]:
+    def facts(self) -> RunFacts:
         """Parameters, config, training facts and where the weights came from."""
+        return RunFacts(
+            checkpoint=self.run_dir,
+            parameters=self.model.num_parameters(),
+            language_pair=self.language_pair,
+            config=self.cfg,
+            training=RunInfo.from_dict(self.info),
+            device=str(self.device),
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """`facts` as JSON-able data (for reports), training facts as the run recorded them."""
+        facts = self.facts()
         return {
-            "checkpoint": str(self.run_dir) if self.run_dir else None,
-            "parameters": self.model.num_parameters(),
-            "language_pair": "-".join(self.language_pair),
-            "config": self.cfg.to_dict(),
+            "checkpoint": str(facts.checkpoint) if facts.checkpoint else None,
+            "parameters": facts.parameters,
+            "language_pair": "-".join(facts.language_pair),
+            "config": facts.config.to_dict(),
             "training": self.info,
-            "device": str(self.device),
+            "device": facts.device,
         }
 
     def timed_translate(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import socket
@@ -28,6 +29,7 @@ if str(REPO) not in sys.path:
 
 import app  # noqa: E402
 from seq2seq.config import DECODE_METHODS  # noqa: E402
+from seq2seq.translate import Translator  # noqa: E402
 
 pytestmark = pytest.mark.slow
 MODEL = "tiny-de-en"
@@ -258,6 +260,53 @@ def test_page_with_two_models_builds(translators: dict[str, Any]) -> None:
     assert dropdowns and dropdowns[0].visible and dropdowns[0].choices
     assert "German → English" in app.pair_label(translator)
     assert "Parameters" in app.facts_table(translator)
+
+
+def facts_rows(translator: Translator) -> dict[str, str]:
+    """The About tab's facts table as {fact: value}."""
+    rows = app.facts_table(translator).splitlines()[2:]  # after the header and its rule
+    return dict(tuple(cell.strip() for cell in row.strip("|").split("|")) for row in rows)
+
+
+def test_facts_table_shows_each_fact_of_the_run(translators: dict[str, Any]) -> None:
+    trained = translators[MODEL]
+    cfg = trained.cfg
+    cfg = dataclasses.replace(
+        cfg,
+        data=dataclasses.replace(cfg.data, src_lang="cs", tgt_lang="fr"),
+        model=dataclasses.replace(
+            cfg.model, cell="lstm", num_layers=2, bidirectional=False, attention="dot",
+            embed_size=48, hidden_size=96,
+        ),
+        subword=dataclasses.replace(cfg.subword, model_type="bpe", vocab_size=12000),
+        decode=dataclasses.replace(cfg.decode, beam_size=4, length_penalty=0.6),
+    )  # fmt: skip
+    info = {
+        "train_pairs": 28998,
+        "train_seconds": 5591.7,
+        "step": 3132,
+        "best_step": 2436,
+        "best_valid_bleu": 36.758,
+        "stopped": "early stop: no BLEU gain in 4 validations",
+    }
+    rows = facts_rows(Translator(trained.model, trained.tokenizer, cfg, info))
+    assert rows == {
+        "Language pair": "Czech → French",
+        "Parameters": f"{trained.model.num_parameters():,}",
+        "Architecture": "LSTM 2-layer encoder, dot attention, embeddings 48, hidden 96",
+        "Subwords": "bpe 12,000",
+        "Training pairs": "28,998",
+        "Training time": "93.2 min",
+        "Steps (best at)": "3132 (2436)",
+        "Best validation BLEU": "36.76",
+        "Stopped because": "early stop: no BLEU gain in 4 validations",
+        "Default decoding": "beam 4, length penalty 0.6",
+    }
+    # A run stopped before its first validation, written by a version that recorded less.
+    older = facts_rows(Translator(trained.model, trained.tokenizer, cfg, {"best_valid_bleu": -1}))
+    assert older["Steps (best at)"] == "– (–)"
+    for fact in ("Training pairs", "Training time", "Best validation BLEU", "Stopped because"):
+        assert older[fact] == "–", fact
 
 
 def test_switching_model_changes_pair_label_and_examples(

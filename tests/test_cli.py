@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from seq2seq import checkpoint
+from seq2seq.rundir import RunDir
 
 pytestmark = pytest.mark.slow
 
@@ -107,7 +108,7 @@ def test_prepare_train_kill_resume_evaluate(tmp_path: Path, mirror_url: str) -> 
         train, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     try:
-        killed_at = wait_for_checkpoint(run_dir / checkpoint.STATE_FILE, process, min_step=40)
+        killed_at = wait_for_checkpoint(RunDir(run_dir).state, process, min_step=40)
     finally:
         process.send_signal(signal.SIGKILL)
         process.communicate(timeout=60)
@@ -115,18 +116,18 @@ def test_prepare_train_kill_resume_evaluate(tmp_path: Path, mirror_url: str) -> 
     assert killed_at < 300
 
     # Starting it again without --resume is refused and changes nothing.
-    before = (run_dir / checkpoint.STATE_FILE).read_bytes()
+    before = RunDir(run_dir).state.read_bytes()
     again = subprocess.run(train, cwd=tmp_path, env=env, capture_output=True, text=True)
     assert again.returncode != 0 and "--resume" in again.stderr
     assert "Traceback" not in again.stderr
-    assert (run_dir / checkpoint.STATE_FILE).read_bytes() == before
+    assert RunDir(run_dir).state.read_bytes() == before
 
     resumed = subprocess.run(
         [*train, "--resume"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
     )
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.strip().endswith(str(Path("checkpoints") / "cli"))
-    state = checkpoint.load_state(run_dir / checkpoint.STATE_FILE)
+    state = checkpoint.load_state(RunDir(run_dir).state)
     assert state["progress"]["step"] == 300
     assert state["progress"]["stopped"] == "reached max_steps=300"
     log = checkpoint.read_log(run_dir)
@@ -179,7 +180,7 @@ def test_resume_needs_only_the_run_name_and_refuses_model_flags(tmp_path: Path) 
     # Everything but the name and the new limit comes from the run's saved config.
     resumed = run("train", *common, "--train.max_steps", "6", "--resume", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
-    state = checkpoint.load_state(tmp_path / "runs" / "r" / checkpoint.STATE_FILE)
+    state = checkpoint.load_state(RunDir(tmp_path / "runs" / "r").state)
     assert state["progress"]["step"] == 6
     saved, _ = checkpoint.load_config(tmp_path / "runs" / "r")
     assert (saved.model.cell, saved.model.hidden_size, saved.train.max_steps) == ("lstm", 24, 6)

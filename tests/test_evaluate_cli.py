@@ -16,8 +16,9 @@ from sacrebleu.metrics.base import Metric
 
 from seq2seq.cli import main
 from seq2seq.corpus import read_lines
-from seq2seq.evaluate import GREEDY_HYPOTHESES_FILE, HYPOTHESES_FILE, evaluate_translator
+from seq2seq.evaluate import evaluate_translator
 from seq2seq.report_markdown import SIGNIFICANCE_LEVEL
+from seq2seq.rundir import ReportDir
 from seq2seq.translate import Translator
 
 NUM_SENTENCES = 60
@@ -125,7 +126,7 @@ def sacrebleu_metrics() -> dict[str, Metric]:
 def test_report_scores_are_sacrebleus_on_the_written_outputs(evaluated, test_slice):
     report = json.loads((evaluated / "report.json").read_text(encoding="utf-8"))
     refs = read_lines(test_slice[1])
-    files = {"greedy": GREEDY_HYPOTHESES_FILE, f"beam-{BEAM}": HYPOTHESES_FILE}
+    files = {"greedy": ReportDir.GREEDY_HYPOTHESES_FILE, f"beam-{BEAM}": ReportDir.HYPOTHESES_FILE}
     assert [s["name"] for s in report["systems"]] == list(files)
     assert report["primary_system"] == f"beam-{BEAM}"
     outputs = {}
@@ -144,7 +145,10 @@ def test_report_scores_are_sacrebleus_on_the_written_outputs(evaluated, test_sli
 def test_output_files_hold_what_the_model_translates(trained_run, evaluated, test_slice):
     translator = Translator.from_run(trained_run, device="cpu")
     sources = read_lines(test_slice[0])
-    for beam_size, name in ((1, GREEDY_HYPOTHESES_FILE), (BEAM, HYPOTHESES_FILE)):
+    for beam_size, name in (
+        (1, ReportDir.GREEDY_HYPOTHESES_FILE),
+        (BEAM, ReportDir.HYPOTHESES_FILE),
+    ):
         expected = [t.text for t in translator.translate(sources, beam_size=beam_size)]
         assert read_lines(evaluated / name) == expected, name
 
@@ -173,7 +177,7 @@ def test_significance_only_against_a_clearly_worse_output(
     translator, evaluated, test_slice, tmp_path, baseline
 ):
     make, differs, significant = BASELINES[baseline]
-    beam = read_lines(evaluated / HYPOTHESES_FILE)
+    beam = read_lines(ReportDir(evaluated).hypotheses)
     compared = make(beam)
     assert (compared != beam) == differs
     sources, refs = (read_lines(path) for path in test_slice)
@@ -188,7 +192,7 @@ def test_significance_only_against_a_clearly_worse_output(
         n_bootstrap=0,  # no intervals; the paired test still resamples 1000 times
         num_attention=0,
     )
-    assert read_lines(tmp_path / HYPOTHESES_FILE) == beam  # the system compared is the same
+    assert read_lines(ReportDir(tmp_path).hypotheses) == beam  # the system compared is the same
     significance = report["significance"]
     assert (significance["baseline"], significance["system"]) == (baseline, f"beam-{BEAM}")
     assert significance["test"] == "bs" and significance["n"] == 1000

@@ -11,13 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from seq2seq.evaluate import (
-    GREEDY_HYPOTHESES_FILE,
-    HYPOTHESES_FILE,
-    evaluate_translator,
-    read_hypotheses,
-)
+from seq2seq.evaluate import evaluate_translator, read_hypotheses
 from seq2seq.report import AttentionExample, SystemRun, build_report, plot_attention
+from seq2seq.rundir import ReportDir
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PERPLEXITY = 12.5
@@ -124,7 +120,7 @@ def compared_run(tmp_path_factory: pytest.TempPathFactory, corpus: Any, first_ru
     """A second evaluation that compares against the first run's greedy output."""
     sources, refs = corpus
     report_dir = tmp_path_factory.mktemp("second")
-    greedy = read_hypotheses(first_run[1] / GREEDY_HYPOTHESES_FILE)
+    greedy = read_hypotheses(first_run[1] / ReportDir.GREEDY_HYPOTHESES_FILE)
     evaluate_translator(
         FakeTranslator(sources, refs),
         sources,
@@ -178,15 +174,17 @@ def test_scores_greedy_and_beam_side_by_side(first_run: Any) -> None:
 
 
 def _hyps(report_dir: Path, system: dict[str, Any]) -> list[str]:
-    name = GREEDY_HYPOTHESES_FILE if system["name"] == "greedy" else HYPOTHESES_FILE
-    return read_hypotheses(report_dir / name)
+    files = ReportDir(report_dir)
+    return read_hypotheses(
+        files.greedy_hypotheses if system["name"] == "greedy" else files.hypotheses
+    )
 
 
 def test_hypotheses_files_hold_each_system(first_run: Any, corpus: Any) -> None:
     _, report_dir = first_run
     sources, refs = corpus
-    beam = read_hypotheses(report_dir / HYPOTHESES_FILE)
-    greedy = read_hypotheses(report_dir / GREEDY_HYPOTHESES_FILE)
+    beam = read_hypotheses(report_dir / ReportDir.HYPOTHESES_FILE)
+    greedy = read_hypotheses(report_dir / ReportDir.GREEDY_HYPOTHESES_FILE)
     assert len(beam) == len(greedy) == len(sources)
     assert beam != greedy
     long_source = max(range(len(sources)), key=lambda i: len(sources[i].split()))
@@ -310,8 +308,8 @@ def test_greedy_only_and_model_without_attention(tmp_path: Path, corpus: Any) ->
     assert [s["name"] for s in report["systems"]] == ["greedy"]
     assert report["examples"]["best"][0]["other_outputs"] == {}
     assert report["systems"][0]["scores"]["bleu"]["ci_low"] is None
-    assert read_hypotheses(tmp_path / HYPOTHESES_FILE) == read_hypotheses(
-        tmp_path / GREEDY_HYPOTHESES_FILE
+    assert read_hypotheses(tmp_path / ReportDir.HYPOTHESES_FILE) == read_hypotheses(
+        tmp_path / ReportDir.GREEDY_HYPOTHESES_FILE
     )
     assert not list(tmp_path.glob("attention_*.png"))
     assert "No attention weights" in (tmp_path / "report.md").read_text(encoding="utf-8")

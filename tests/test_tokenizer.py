@@ -85,3 +85,20 @@ def test_a_vocabulary_too_small_for_the_corpus_is_a_value_error():
     with pytest.raises(ValueError, match="subword.vocab_size|vocab_size") as err:
         Tokenizer.train(["ein Hund"] * 20, ["a dog"] * 20, SubwordConfig(vocab_size=120))
     assert "Vocabulary size is smaller than required_chars" in str(err.value)
+
+
+@pytest.mark.parametrize(("model_type", "alpha", "nbest"), [("unigram", 0.5, -1), ("bpe", 0.1, -1)])
+def test_sampled_segmentations_vary_by_seed_and_repeat_under_one(model_type, alpha, nbest):
+    sentences = [f"Ein Mann mit Hut {i} fährt Fahrrad auf der Straße." for i in range(200)]
+    tok = Tokenizer.train(
+        sentences, sentences, SubwordConfig(vocab_size=300, model_type=model_type)
+    )
+    pairs = [(s, s) for s in sentences[:50]]
+    first = tok.encode_sampled(pairs, alpha, nbest, seed=1)
+    assert tok.encode_sampled(pairs, alpha, nbest, seed=1) == first
+    other = tok.encode_sampled(pairs, alpha, nbest, seed=2)
+    assert other != first
+    plain = tok.encode_src([s for s, _ in pairs])
+    assert first[0] != plain  # sampling changed some segmentations ...
+    for ids, sentence in zip(first[1], sentences, strict=False):
+        assert tok.decode_tgt(ids) == sentence  # ... never the text

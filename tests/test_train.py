@@ -27,9 +27,12 @@ from seq2seq.config import (
     TrainConfig,
 )
 from seq2seq.data import ParallelDataset, TokenBatchSampler
+from seq2seq.evaluate import evaluate_translator
 from seq2seq.model import Seq2Seq
 from seq2seq.objective import TrainingForward, scheduled_sampling_logits
+from seq2seq.rundir import RunDir, RunInfo
 from seq2seq.search import decode_corpus
+from seq2seq.translate import Translator
 
 REPO = Path(__file__).resolve().parents[1]
 SYMBOLS = 12  # ids 4..15
@@ -148,7 +151,7 @@ class Killed(Exception):
 
 def test_resumed_run_ends_with_the_same_weights(tmp_path, monkeypatch):
     straight = training.train(task_config(tmp_path / "a"))
-    expected = checkpoint.load_state(straight / checkpoint.STATE_FILE)
+    expected = checkpoint.load_state(RunDir(straight).state)
 
     real_step = training.train_step
 
@@ -161,11 +164,11 @@ def test_resumed_run_ends_with_the_same_weights(tmp_path, monkeypatch):
     with pytest.raises(Killed):
         training.train(task_config(tmp_path / "b"))
     monkeypatch.setattr(training, "train_step", real_step)
-    state = checkpoint.load_state(tmp_path / "b" / "runs" / "task" / checkpoint.STATE_FILE)
+    state = checkpoint.load_state(RunDir(tmp_path / "b" / "runs" / "task").state)
     assert state["progress"]["step"] == 8
     assert state["progress"]["batch_in_epoch"] > 0  # killed mid-epoch: resume must find its place
     resumed = training.train(task_config(tmp_path / "b"), resume=True)
-    got = checkpoint.load_state(resumed / checkpoint.STATE_FILE)
+    got = checkpoint.load_state(RunDir(resumed).state)
     assert got["progress"]["step"] == expected["progress"]["step"] == 12
     for name, tensor in expected["model"].items():
         torch.testing.assert_close(got["model"][name], tensor, rtol=1e-5, atol=1e-6)
@@ -194,14 +197,42 @@ def test_run_directory_is_complete_and_loadable(tmp_path):
         training.train(task_config(tmp_path))  # a second run must not overwrite the first
 
 
+@pytest.mark.parametrize("joint", [True, False], ids=["joint-vocabulary", "separate-vocabularies"])
+def test_a_trained_and_evaluated_run_holds_exactly_the_files_run_dir_names(tmp_path, joint):
+    cfg = task_config(tmp_path, max_steps=6)
+    if not joint:
+        cfg = dataclasses.replace(cfg, subword=dataclasses.replace(cfg.subword, joint=False))
+    run = RunDir(training.train(cfg))
+    report = run.report("task")
+    evaluate_translator(
+        Translator.from_run(run.root, device="cpu"),
+        ["alpha beta gamma", "delta eps"],
+        ["gamma beta alpha", "eps delta"],
+        report_dir=report.root,
+        beam_size=2,
+        n_bootstrap=10,
+        num_attention=2,
+    )
+    tokenizer = [run.joint_tokenizer] if joint else [run.src_tokenizer, run.tgt_tokenizer]
+    named = {
+        *(run.config, run.weights, run.state, *tokenizer, run.log, run.learning_curve),
+        *(run.clean_stats, run.lock),
+        *(report.json, report.markdown, report.hypotheses, report.greedy_hypotheses),
+        *(report.attention(1), report.attention(2), report.bleu_by_length),
+    }
+    assert {path for path in run.root.rglob("*") if path.is_file()} == named
+    _, info = checkpoint.load_config(run.root)
+    assert RunInfo.from_dict(info).to_dict() == info  # RunInfo types every fact training records
+
+
 def test_corrupt_and_foreign_checkpoints_are_rejected(tmp_path):
     run_dir = training.train(task_config(tmp_path, max_steps=2))
-    (run_dir / checkpoint.WEIGHTS_FILE).write_bytes(b"not a safetensors file")
+    RunDir(run_dir).weights.write_bytes(b"not a safetensors file")
     with pytest.raises(ValueError, match="not a readable safetensors"):
         checkpoint.load_model(run_dir)
-    (run_dir / checkpoint.STATE_FILE).write_bytes(b"\x80\x04garbage")
+    RunDir(run_dir).state.write_bytes(b"\x80\x04garbage")
     with pytest.raises(ValueError, match="not a loadable training state"):
-        checkpoint.load_state(run_dir / checkpoint.STATE_FILE)
+        checkpoint.load_state(RunDir(run_dir).state)
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "config.json").write_text(json.dumps({"hello": 1}))
@@ -381,7 +412,7 @@ def test_training_stops_early_when_bleu_stalls(tmp_path):
     # A learning rate this small leaves the model, and so its validation BLEU, unchanged.
     cfg = task_config(tmp_path, lr=1e-12, max_steps=40, valid_every=2, patience=2)
     run_dir = training.train(cfg)
-    state = checkpoint.load_state(run_dir / checkpoint.STATE_FILE)
+    state = checkpoint.load_state(RunDir(run_dir).state)
     assert state["progress"]["step"] == 6  # best at step 2, no gain at 4 and 6
     assert state["progress"]["stopped"].startswith("early stop")
 
@@ -447,7 +478,7 @@ def test_max_minutes_stops_the_run_on_the_clock(tmp_path, monkeypatch):
     monkeypatch.setattr(training, "time", SimpleNamespace(perf_counter=lambda: clock["now"]))
     monkeypatch.setattr(training, "train_step", one_minute_step)
     run_dir = training.train(task_config(tmp_path, max_minutes=3.0, max_steps=0, valid_every=0))
-    state = checkpoint.load_state(run_dir / checkpoint.STATE_FILE)
+    state = checkpoint.load_state(RunDir(run_dir).state)
     assert state["progress"]["step"] == 3
     assert state["progress"]["stopped"] == "reached max_minutes=3.0"
     assert state["progress"]["train_seconds"] == pytest.approx(180.0)
@@ -491,27 +522,27 @@ def test_a_second_trainer_fails_at_once_and_a_dead_ones_lock_does_not_block(tmp_
         for resume in (False, True):
             with pytest.raises(checkpoint.RunLocked, match=f"process {holder.pid} is training"):
                 training.train(cfg, resume=resume)
-        assert sorted(p.name for p in run_dir.iterdir()) == [checkpoint.LOCK_FILE]
+        assert sorted(p.name for p in run_dir.iterdir()) == [RunDir.LOCK_FILE]
     finally:
         holder.kill()  # as kill -9: the lock file stays behind, the lock does not
         holder.wait()
-    assert (run_dir / checkpoint.LOCK_FILE).is_file()
+    assert RunDir(run_dir).lock.is_file()
     training.train(cfg)
-    assert checkpoint.load_state(run_dir / checkpoint.STATE_FILE)["progress"]["step"] == 12
+    assert checkpoint.load_state(RunDir(run_dir).state)["progress"]["step"] == 12
 
 
 def test_a_log_line_cut_short_does_not_block_resume(tmp_path):
     run_dir = training.train(task_config(tmp_path))
-    with (run_dir / checkpoint.LOG_FILE).open("a") as log:
+    with RunDir(run_dir).log.open("a") as log:
         log.write('{"step": 13, "loss": 2.')  # the process died while writing this line
-    with pytest.warns(UserWarning, match=rf"{checkpoint.LOG_FILE}: skipping line \d+, cut short"):
+    with pytest.warns(UserWarning, match=rf"{RunDir.LOG_FILE}: skipping line \d+, cut short"):
         training.train(task_config(tmp_path, max_steps=14), resume=True)
     steps = [r["step"] for r in checkpoint.read_log(run_dir) if "loss" in r]
     assert steps == [2, 4, 6, 8, 10, 12, 14]
-    lines = (run_dir / checkpoint.LOG_FILE).read_text().splitlines()
+    lines = RunDir(run_dir).log.read_text().splitlines()
     lines[2] = lines[2][:10]
-    (run_dir / checkpoint.LOG_FILE).write_text("\n".join(lines) + "\n")
-    with pytest.raises(ValueError, match=rf"{checkpoint.LOG_FILE}, line 3: not a JSON record"):
+    RunDir(run_dir).log.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=rf"{RunDir.LOG_FILE}, line 3: not a JSON record"):
         checkpoint.read_log(run_dir)
 
 
@@ -529,7 +560,7 @@ def test_an_empty_validation_set_is_refused_before_training_and_resume_takes_new
     with pytest.raises(ValueError, match="validation set .* holds no sentence pairs"):
         training.train(with_valid(cfg, empty_spec))
     run_dir = Path(cfg.train.out_dir) / cfg.train.name
-    assert not (run_dir / checkpoint.STATE_FILE).exists()  # nothing to be stuck on
+    assert not RunDir(run_dir).state.exists()  # nothing to be stuck on
     training.train(cfg)  # the corrected data starts the run afresh
     # --resume reads the data paths it is given, not the ones saved with the run
     longer = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, max_steps=16))

@@ -17,7 +17,8 @@ import torch
 import seq2seq.search as search_module
 from seq2seq import checkpoint
 from seq2seq.cli import main
-from seq2seq.config import DecodeConfig
+from seq2seq.config import DecodeConfig, RunConfig
+from seq2seq.rundir import RunInfo
 from seq2seq.tokenizer import BOS_ID, EOS_ID, UNK_ID
 from seq2seq.translate import MAX_INPUT_CHARS, MAX_INPUT_TOKENS, Translator
 
@@ -146,6 +147,18 @@ def test_cli_int8_translates_every_line(trained_run):
     assert out.returncode == 0, out.stderr
     lines = out.stdout.split("\n")[:-1]
     assert len(lines) == 3 and lines[0] and lines[1] == "" and lines[2]
+
+
+def test_facts_are_describe_typed(translator, trained_run):
+    facts, described = translator.facts(), translator.describe()
+    assert facts.config == translator.cfg == RunConfig.from_dict(described["config"])
+    assert facts.training == RunInfo.from_dict(described["training"])
+    assert facts.training.step == described["training"]["step"] > 0
+    assert facts.training.train_pairs == described["training"]["train_pairs"] > 0
+    assert facts.checkpoint == trained_run and described["checkpoint"] == str(trained_run)
+    assert facts.parameters == described["parameters"] == translator.model.num_parameters()
+    assert facts.language_pair == ("de", "en") and described["language_pair"] == "de-en"
+    assert facts.device == described["device"] == "cpu"
 
 
 # --- decoding methods: sampling, and the run's settings as the defaults -------------------------
