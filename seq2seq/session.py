@@ -105,14 +105,8 @@ def build_tokenizer_and_data(
     if ranks.enabled:
         dist.barrier()
     tokenizer = Tokenizer.load(run_dir)
-    train = ParallelDataset(
-        tokenizer.encode_src([s for s, _ in train_pairs]),
-        tokenizer.encode_tgt([t for _, t in train_pairs]),
-    )
-    valid = ParallelDataset(
-        tokenizer.encode_src([s for s, _ in valid_pairs]),
-        tokenizer.encode_tgt([t for _, t in valid_pairs]),
-    )
+    train = ParallelDataset.from_pairs(tokenizer, train_pairs)
+    valid = ParallelDataset.from_pairs(tokenizer, valid_pairs)
     return tokenizer, train, valid, [t for _, t in valid_pairs]
 
 

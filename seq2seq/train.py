@@ -20,10 +20,10 @@ import torch.distributed as dist
 
 from seq2seq import checkpoint
 from seq2seq.config import DecodeConfig, RunConfig
-from seq2seq.data import Batch, TokenBatchSampler
+from seq2seq.data import Batch
 from seq2seq.distributed import all_reduce_sum, broadcast_float
 from seq2seq.metrics import score_corpus
-from seq2seq.objective import label_smoothed_loss
+from seq2seq.objective import label_smoothed_loss, teacher_forced_loss
 from seq2seq.plots import plot_learning_curves
 from seq2seq.progress import ProgressReporter
 from seq2seq.search import decode_corpus
@@ -35,26 +35,13 @@ def validate(session: TrainingSession) -> dict[str, float]:
     """Teacher-forced loss/perplexity and greedy (or beam) BLEU on the validation set."""
     model, tc = session.model, session.cfg.train
     model.eval()
-    total_loss, total_tokens = 0.0, 0
-    valid_sampler = TokenBatchSampler(
-        session.valid_data.src_lengths,
-        session.valid_data.tgt_lengths,
-        tc.max_tokens,
-        shuffle=False,
-    )
-    for indices in valid_sampler.batches(0):
-        batch = session.valid_data.collate(indices).to(session.device)
-        logits = model(batch.src_ids, batch.src_lengths, batch.tgt_in)
-        batch_loss, tokens = label_smoothed_loss(logits, batch.tgt_out, 0.0)
-        total_loss += batch_loss.item()
-        total_tokens += tokens
+    loss = teacher_forced_loss(model, session.valid_data, tc.max_tokens, session.device)
     limit = tc.valid_max_pairs or len(session.valid_data)
     decode_cfg = DecodeConfig(beam_size=tc.valid_beam, nbest=1)
     hyps = decode_corpus(model, session.valid_data.src[:limit], decode_cfg, session.device)
     texts = [session.tokenizer.decode_tgt(h[0].token_ids) for h in hyps]
     bleu = score_corpus(texts, session.valid_refs[:limit], n_bootstrap=0)["bleu"].score
     model.train()
-    loss = total_loss / max(total_tokens, 1)
     return {"valid_loss": loss, "valid_ppl": math.exp(min(loss, 50.0)), "valid_bleu": bleu}
 
 

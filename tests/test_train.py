@@ -28,8 +28,9 @@ from seq2seq.config import (
 )
 from seq2seq.data import ParallelDataset, TokenBatchSampler
 from seq2seq.model import Seq2Seq
-from seq2seq.objective import TrainingForward, scheduled_sampling_logits
+from seq2seq.objective import TrainingForward, scheduled_sampling_logits, teacher_forced_loss
 from seq2seq.search import decode_corpus
+from seq2seq.tokenizer import BOS_ID, EOS_ID
 
 REPO = Path(__file__).resolve().parents[1]
 SYMBOLS = 12  # ids 4..15
@@ -375,6 +376,26 @@ def test_scheduled_sampling_feeds_gold_or_own_predictions():
         ids = hyp[0].token_ids
         n = min(len(ids), predicted.size(1))
         assert predicted[row, :n].tolist() == ids[:n]
+
+
+def test_teacher_forced_loss_is_the_mean_over_every_target_token():
+    torch.manual_seed(0)
+    model = Seq2Seq(
+        ModelConfig(embed_size=8, hidden_size=12, dropout=0.0, src_vocab_size=20, tgt_vocab_size=20)
+    ).eval()
+    data = reverse_task(12, 1, 9, seed=10)  # lengths differ: batches are padded
+    nll, tokens = 0.0, 0
+    with torch.no_grad():  # one sentence at a time, one gold token at a time, EOS included
+        for src, tgt in zip(data.src, data.tgt, strict=True):
+            enc = model.encode(torch.tensor([src]), torch.tensor([len(src)]))
+            state, prev = model.initial_state(enc), BOS_ID
+            for gold in [*tgt, EOS_ID]:
+                log_probs, state, _ = model.decode_step(torch.tensor([prev]), state, enc)
+                nll -= float(log_probs[0, gold])
+                tokens, prev = tokens + 1, gold
+    for max_tokens in (30, 1000):  # several batches of unequal size, and one
+        loss = teacher_forced_loss(model, data, max_tokens, "cpu")
+        assert loss == pytest.approx(nll / tokens, rel=1e-5)
 
 
 def test_training_stops_early_when_bleu_stalls(tmp_path):
