@@ -26,11 +26,13 @@ from seq2seq.config import (
     SubwordConfig,
     TrainConfig,
 )
+from seq2seq.corpus import load_splits
 from seq2seq.data import ParallelDataset, TokenBatchSampler
 from seq2seq.model import Seq2Seq
 from seq2seq.objective import TrainingForward, scheduled_sampling_logits, teacher_forced_loss
 from seq2seq.search import decode_corpus
-from seq2seq.tokenizer import BOS_ID, EOS_ID
+from seq2seq.session import build_data, build_grad_scaler, build_learner
+from seq2seq.tokenizer import BOS_ID, EOS_ID, Tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 SYMBOLS = 12  # ids 4..15
@@ -396,6 +398,19 @@ def test_teacher_forced_loss_is_the_mean_over_every_target_token():
     for max_tokens in (30, 1000):  # several batches of unequal size, and one
         loss = teacher_forced_loss(model, data, max_tokens, "cpu")
         assert loss == pytest.approx(nll / tokens, rel=1e-5)
+
+
+def test_a_learner_built_from_a_runs_config_steps_as_the_run_did(tmp_path):
+    run_dir = training.train(task_config(tmp_path, max_steps=1, teacher_forcing=0.5))
+    cfg, _ = checkpoint.load_config(run_dir)
+    train_pairs, _, _ = load_splits(cfg.data, cfg.clean)
+    data, sampler = build_data(Tokenizer.load(run_dir), train_pairs, cfg.train)
+    learner = build_learner(cfg, torch.device("cpu"))
+    training.train_step(learner, data.collate(sampler.batches(0)[0]), build_grad_scaler(learner))
+    trained = checkpoint.load_state(run_dir / checkpoint.STATE_FILE)["model"]
+    assert trained.keys() == learner.model.state_dict().keys()
+    for name, tensor in learner.model.state_dict().items():
+        assert torch.equal(tensor, trained[name]), name
 
 
 def test_training_stops_early_when_bleu_stalls(tmp_path):
