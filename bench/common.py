@@ -1,5 +1,5 @@
-"""What the benchmark scripts share: arguments, machine facts, statistics, tables, test data, and
-a model to train built by `seq2seq.session`'s own builders (without writing anything).
+"""What the benchmark scripts share: arguments, timing, statistics, tables, test data, and a
+model to train built by `seq2seq.session`'s own builders (without writing anything).
 
 The scripts are run as ``python bench/NAME.py`` (bench/ is not a package), so they import this
 module as ``common``.
@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import os
-import platform
 import re
 import shlex
 import statistics
@@ -28,6 +26,7 @@ from seq2seq.config import RunConfig
 from seq2seq.corpus import load_splits, read_parallel_files
 from seq2seq.data import ParallelDataset, TokenBatchSampler
 from seq2seq.download import multi30k_file_name
+from seq2seq.machine import describe_machine
 from seq2seq.session import Learner, build_data, build_learner
 from seq2seq.tokenizer import Tokenizer
 
@@ -39,7 +38,7 @@ TEST_SET = "test_2016_flickr"
 
 
 # ---------------------------------------------------------------------------------------------
-# Arguments and the machine
+# Arguments
 
 
 def parser(doc: str | None, repeats: int = 5) -> argparse.ArgumentParser:
@@ -65,27 +64,6 @@ def setup(args: argparse.Namespace) -> argparse.Namespace:
         raise SystemExit(f"error: run directory {args.run} not found")
     torch.set_num_threads(args.threads)
     return args
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def machine(threads: int) -> str:
-    """One line: CPU, cores, load, torch, threads, GPU, date (UTC)."""
-    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return (
-        f"{cpu_model()}, {os.cpu_count()} cores (load {load:.1f} at start), "
-        f"torch {torch.__version__}, {threads} thread(s){gpu}, {now}"
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,7 +135,7 @@ def percent(x: float) -> str:
 def publish(args: argparse.Namespace, title: str, body: str) -> None:
     """Print the results; with ``--write`` append them, the machine and the command line to
     RESULTS.md."""
-    header = f"## {title}\n\n{machine(args.threads)}\n"
+    header = f"## {title}\n\n{describe_machine(args.threads)}\n"
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     text = f"{header}\n{body.strip()}\n"
     print(text)
