@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 from seq2seq.config import DecodeConfig
+from seq2seq.data import pad
 from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 NEVER_GENERATED = (PAD_ID, BOS_ID)
@@ -371,9 +372,7 @@ def decode_corpus(
         chunk = order[start : start + size]
         start += size
         lengths = torch.tensor([len(src[i]) for i in chunk])
-        src_ids = torch.full((len(chunk), int(lengths.max())), PAD_ID, dtype=torch.long)
-        for row, i in enumerate(chunk):
-            src_ids[row, : len(src[i])] = torch.tensor(src[i])
+        src_ids = pad([src[i] for i in chunk])
         hyps = search(model, src_ids.to(device), lengths.to(device), cfg)
         for i, sentence_hyps in zip(chunk, hyps, strict=True):
             results[i] = sentence_hyps
