@@ -1,5 +1,5 @@
-"""What the benchmark scripts share: arguments, machine facts, statistics, tables, test data, and
-a training session built the way `seq2seq.session.setup` builds one (without writing anything).
+"""What the benchmark scripts share: arguments, timing, statistics, tables, test data, and a
+model to train built by `seq2seq.session`'s own builders (without writing anything).
 
 The scripts are run as ``python bench/NAME.py`` (bench/ is not a package), so they import this
 module as ``common``.
@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
 import os
-import platform
 import re
 import shlex
 import statistics
@@ -27,11 +25,9 @@ from seq2seq import checkpoint
 from seq2seq.config import RunConfig
 from seq2seq.corpus import load_splits, read_parallel_files
 from seq2seq.data import ParallelDataset, TokenBatchSampler
-from seq2seq.distributed import Distributed
 from seq2seq.download import multi30k_file_name
-from seq2seq.model import Seq2Seq
-from seq2seq.objective import TrainingForward
-from seq2seq.session import TrainingSession, seed_everything
+from seq2seq.machine import describe_machine
+from seq2seq.session import Learner, build_data, build_learner
 from seq2seq.tokenizer import Tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,7 +38,7 @@ TEST_SET = "test_2016_flickr"
 
 
 # ---------------------------------------------------------------------------------------------
-# Arguments and the machine
+# Arguments
 
 
 def parser(doc: str | None, repeats: int = 5) -> argparse.ArgumentParser:
@@ -68,27 +64,6 @@ def setup(args: argparse.Namespace) -> argparse.Namespace:
         raise SystemExit(f"error: run directory {args.run} not found")
     torch.set_num_threads(args.threads)
     return args
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def machine(threads: int) -> str:
-    """One line: CPU, cores, load, torch, threads, GPU, date (UTC)."""
-    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return (
-        f"{cpu_model()}, {os.cpu_count()} cores (load {load:.1f} at start), "
-        f"torch {torch.__version__}, {threads} thread(s){gpu}, {now}"
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -160,7 +135,7 @@ def percent(x: float) -> str:
 def publish(args: argparse.Namespace, title: str, body: str) -> None:
     """Print the results; with ``--write`` append them, the machine and the command line to
     RESULTS.md."""
-    header = f"## {title}\n\n{machine(args.threads)}\n"
+    header = f"## {title}\n\n{describe_machine(args.threads)}\n"
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     text = f"{header}\n{body.strip()}\n"
     print(text)
@@ -202,7 +177,7 @@ class TrainingData:
 
 def load_training_data(run: Path, mirror: str, max_pairs: int = 0) -> TrainingData:
     """The run's training pairs, cleaned and encoded as `seq2seq.train` does, and its sampler
-    (max_tokens from the run's config)."""
+    (`seq2seq.session.build_data`: max_tokens and seed from the run's config)."""
     cfg, _ = checkpoint.load_config(run)
     data_dir = cfg.data.data_dir
     if not Path(data_dir).is_absolute():  # the run was trained from the repository root
@@ -212,47 +187,15 @@ def load_training_data(run: Path, mirror: str, max_pairs: int = 0) -> TrainingDa
         data_cfg = dataclasses.replace(data_cfg, max_train_pairs=max_pairs)
     pairs, _, _ = load_splits(data_cfg, cfg.clean)
     tokenizer = Tokenizer.load(run)
-    data = ParallelDataset(
-        tokenizer.encode_src([s for s, _ in pairs]), tokenizer.encode_tgt([t for _, t in pairs])
-    )
-    sampler = TokenBatchSampler(
-        data.src_lengths, data.tgt_lengths, cfg.train.max_tokens, seed=cfg.train.seed
-    )
+    data, sampler = build_data(tokenizer, pairs, cfg.train)
     return TrainingData(cfg, tokenizer, data, sampler)
 
 
-def training_session(
-    td: TrainingData, device: torch.device, **model_changes: Any
-) -> TrainingSession:
-    """A fresh model and optimiser as `seq2seq.session.setup` makes them, for `train.train_step`.
+def make_learner(td: TrainingData, device: torch.device, **model_changes: Any) -> Learner:
+    """A fresh model of the run's config with its optimiser, as `seq2seq.session.setup` builds
+    them, for `seq2seq.train.train_step`.
 
     ``model_changes`` override ModelConfig fields (e.g. ``input_feeding=False``).
     """
     cfg = dataclasses.replace(td.cfg, model=dataclasses.replace(td.cfg.model, **model_changes))
-    tc = cfg.train
-    seed_everything(tc.seed)
-    model = Seq2Seq(cfg.model).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max")
-    model.train()
-    return TrainingSession(
-        cfg,
-        Path("unused"),
-        model,
-        TrainingForward(model, tc.teacher_forcing),
-        optimizer,
-        scheduler,
-        td.tokenizer,
-        td.data,
-        td.sampler,
-        ParallelDataset([], []),
-        [],
-        device,
-        Distributed(),
-    )
-
-
-def grad_scaler(session: TrainingSession) -> torch.amp.GradScaler:
-    """The scaler `train.train_loop` makes: active only for mixed precision on a GPU."""
-    amp = session.cfg.train.amp and session.device.type == "cuda"
-    return torch.amp.GradScaler(session.device.type, enabled=amp)
+    return build_learner(cfg, device)

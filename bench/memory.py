@@ -58,19 +58,20 @@ def child(job: str, args: argparse.Namespace) -> str:
         else:
             translator, note = Translator.from_run(args.run, device="cpu"), "Translator.from_run"
         return f"{note}; {translator.translate([SENTENCE], beam_size=5)[0].text!r}"
-    from seq2seq.train import train_step  # job "train"
+    from seq2seq.session import build_grad_scaler  # job "train"
+    from seq2seq.train import train_step
 
     td = common.load_training_data(args.run, args.mirror, max_pairs=2000 if args.quick else 0)
-    session = common.training_session(td, torch.device("cpu"))
+    learner = common.make_learner(td, torch.device("cpu"))
     tgt_lengths = td.data.tgt_lengths
 
     def padded_targets(batch: list[int]) -> int:
         return len(batch) * max(tgt_lengths[i] for i in batch)
 
     batches = sorted(td.sampler.batches(0), key=padded_targets, reverse=True)[: args.steps]
-    scaler = common.grad_scaler(session)
+    scaler = build_grad_scaler(learner)
     for indices in batches:
-        train_step(session, td.data.collate(indices), scaler)
+        train_step(learner, td.data.collate(indices), scaler)
     sizes = [tuple(td.data.collate(b).tgt_in.shape) for b in batches]
     return f"{len(td.data):,} pairs; target batches (B, T) {sizes}"
 

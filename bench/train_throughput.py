@@ -23,7 +23,7 @@ from torch import Tensor
 from seq2seq.config import ModelConfig
 from seq2seq.data import Batch
 from seq2seq.model import Encoder, word_dropout
-from seq2seq.session import TrainingSession
+from seq2seq.session import Learner, build_grad_scaler
 from seq2seq.train import train_step
 
 GATES = {"rnn": 1, "gru": 3, "lstm": 4}
@@ -90,28 +90,28 @@ class Variant:
     packed: bool = True
 
 
-def make_session(td: common.TrainingData, device: torch.device, v: Variant) -> TrainingSession:
-    session = common.training_session(td, device, **v.changes)
+def make_learner(td: common.TrainingData, device: torch.device, v: Variant) -> Learner:
+    learner = common.make_learner(td, device, **v.changes)
     if not v.packed:
-        encoder = session.model.encoder
+        encoder = learner.model.encoder
         encoder.forward = types.MethodType(dense_encoder_forward, encoder)  # type: ignore
-    return session
+    return learner
 
 
-def run_steps(session: TrainingSession, td: common.TrainingData, batches: list[list[int]]) -> None:
-    scaler = common.grad_scaler(session)
+def run_steps(learner: Learner, td: common.TrainingData, batches: list[list[int]]) -> None:
+    scaler = build_grad_scaler(learner)
     for indices in batches:  # collating is part of a step, as in the training loop
-        train_step(session, td.data.collate(indices).to(session.device), scaler)
+        train_step(learner, td.data.collate(indices).to(learner.device), scaler)
 
 
 def profile_table(
-    session: TrainingSession, td: common.TrainingData, batches: list[list[int]], top: int
+    learner: Learner, td: common.TrainingData, batches: list[list[int]], top: int
 ) -> str:
     """The ops with the most self CPU time over ``batches``."""
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        run_steps(session, td, batches)
+        run_steps(learner, td, batches)
     events = list(prof.key_averages())
     total = sum(e.self_cpu_time_total for e in events)
     events.sort(key=lambda e: -e.self_cpu_time_total)
@@ -177,11 +177,11 @@ def main(argv: list[str] | None = None) -> None:
         peak = max(float(r[-1]) for r in gemms if r[0] == device.type)  # type: ignore[arg-type]
         base_speed = 0.0
         for variant in variants:
-            session = make_session(td, device, variant)
-            run_steps(session, td, warmup)
-            run = functools.partial(run_steps, session, td, batches)
+            learner = make_learner(td, device, variant)
+            run_steps(learner, td, warmup)
+            run = functools.partial(run_steps, learner, td, batches)
             seconds = common.median([common.timed(run, device) for _ in range(args.repeats)])
-            gflops = sum(step_flops(session.cfg.model, c, variant.packed) for c in collated) / 1e9
+            gflops = sum(step_flops(learner.cfg.model, c, variant.packed) for c in collated) / 1e9
             speed = tokens / seconds
             base_speed = base_speed or speed
             steps.append(
@@ -216,14 +216,14 @@ def main(argv: list[str] | None = None) -> None:
         ),
     ]
     if args.profile:
-        session = make_session(td, torch.device("cpu"), variants[0])
-        run_steps(session, td, warmup)
+        learner = make_learner(td, torch.device("cpu"), variants[0])
+        run_steps(learner, td, warmup)
         count = min(3, len(batches))
         body += [
             "",
             f"Where the time goes: top ops by self CPU time over {count} steps (torch.profiler):",
             "",
-            profile_table(session, td, batches[:count], top=8 if args.quick else 15),
+            profile_table(learner, td, batches[:count], top=8 if args.quick else 15),
         ]
     common.publish(args, "Training throughput", "\n".join(body))
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
 
 
 @dataclass
@@ -65,6 +65,14 @@ class ParallelDataset:
             raise ValueError(f"empty source sequence at index {empty[0]} ({len(empty)} in all)")
         self.src = [list(s) for s in src]
         self.tgt = [list(t) for t in tgt]
+
+    @classmethod
+    def from_pairs(cls, tokenizer: Tokenizer, pairs: Sequence[tuple[str, str]]) -> ParallelDataset:
+        """(source, target) text pairs, each side encoded by its SentencePiece model."""
+        return cls(
+            tokenizer.encode_src([src for src, _ in pairs]),
+            tokenizer.encode_tgt([tgt for _, tgt in pairs]),
+        )
 
     def __len__(self) -> int:
         return len(self.src)

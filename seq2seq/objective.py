@@ -1,4 +1,5 @@
-"""What training optimises: the forward pass under the feeding policy, and the loss.
+"""What training optimises: the forward pass under the feeding policy, and the loss; and the
+teacher-forced loss of a dataset, which validation and `Translator.perplexity` report.
 
 The feeding policy (teacher forcing, or scheduled sampling) is training's, not the model's, so it
 lives here as `TrainingForward`: one module whose ``forward`` is every pass training makes, so
@@ -11,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seq2seq.data import ParallelDataset, TokenBatchSampler
 from seq2seq.model import Seq2Seq
 from seq2seq.tokenizer import PAD_ID
 
@@ -25,6 +27,24 @@ def label_smoothed_loss(logits: Tensor, gold: Tensor, smoothing: float) -> tuple
         reduction="sum",
     )
     return loss, int((gold != PAD_ID).sum())
+
+
+@torch.no_grad()
+def teacher_forced_loss(
+    model: Seq2Seq, data: ParallelDataset, max_tokens: int, device: torch.device | str
+) -> float:
+    """Cross-entropy per target token (EOS included, no label smoothing) of ``data``, the gold
+    previous token fed at every step: the log of the perplexity. Batches of up to ``max_tokens``
+    in length order; the model runs in the mode it is in (eval, for a measurement)."""
+    sampler = TokenBatchSampler(data.src_lengths, data.tgt_lengths, max_tokens, shuffle=False)
+    total_loss, total_tokens = 0.0, 0
+    for indices in sampler.batches(0):
+        batch = data.collate(indices).to(device)
+        logits = model(batch.src_ids, batch.src_lengths, batch.tgt_in)
+        batch_loss, tokens = label_smoothed_loss(logits, batch.tgt_out, 0.0)
+        total_loss += batch_loss.item()
+        total_tokens += tokens
+    return total_loss / max(total_tokens, 1)
 
 
 def scheduled_sampling_logits(

@@ -1,21 +1,20 @@
-"""Figures of a training run (matplotlib, Agg backend: no display needed)."""
+"""Figures of a training run, drawn with matplotlib's object API (a `Figure` of its own: no
+pyplot, no global figure state, no display needed)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure
 
 
 def plot_learning_curves(records: list[dict[str, Any]], path: Path) -> None:
     """Training loss, validation perplexity and validation BLEU against steps, as one PNG."""
     train = [r for r in records if "loss" in r]
     valid = [r for r in records if "valid_bleu" in r]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig = Figure(figsize=(13, 3.6))
+    axes = fig.subplots(1, 3)
     axes[0].plot([r["step"] for r in train], [r["loss"] for r in train], lw=1)
     axes[0].set(title="training loss (label-smoothed)", xlabel="step")
     axes[1].plot([r["step"] for r in valid], [r["valid_ppl"] for r in valid], marker="o")
@@ -27,5 +26,4 @@ def plot_learning_curves(records: list[dict[str, Any]], path: Path) -> None:
     fig.tight_layout()
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=90)
-    plt.close(fig)
     tmp.replace(path)

@@ -36,6 +36,7 @@ import torch
 from torch import Tensor
 
 from seq2seq.config import DecodeConfig, DecodeMethod
+from seq2seq.data import pad
 from seq2seq.decoding import (
     Decodable,
     EncoderOutputLike,
@@ -319,9 +320,7 @@ def decode_corpus(
         batch_cfg = dataclasses.replace(cfg, seed=corpus_batch_seed(cfg.seed, start))
         start += size
         lengths = torch.tensor([len(src[i]) for i in chunk])
-        src_ids = torch.full((len(chunk), int(lengths.max())), PAD_ID, dtype=torch.long)
-        for row, i in enumerate(chunk):
-            src_ids[row, : len(src[i])] = torch.tensor(src[i])
+        src_ids = pad([src[i] for i in chunk])
         hyps = search(model, src_ids.to(device), lengths.to(device), batch_cfg)
         for i, sentence_hyps in zip(chunk, hyps, strict=True):
             results[i] = sentence_hyps

@@ -1,9 +1,12 @@
 """A training session: the run directory, data, tokenizer, model and optimiser, built fresh or
 restored from the run's last checkpoint, and saved back resumably.
 
-`setup` builds one for `train.train_loop`; `save_resumable` / `restore` write and read
-everything a killed run needs to go on as if it had not stopped (weights, optimiser, scheduler,
-progress, random states).
+A run's parts are built from its config by small builders (`build_model`, `build_optimizer`,
+`build_scheduler`, `build_data`, `wrap_for_training`) that `setup` composes into a
+`TrainingSession` for `train.train_loop`, and `build_learner` into the bare `Learner` that
+`train.train_step` needs (the benchmarks train that way). `save_resumable` / `restore` write
+and read everything a killed run needs to go on as if it had not stopped (weights, optimiser,
+scheduler, progress, random states).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import dataclasses
 import json
 import random
 import sys
+from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +27,7 @@ from torch import nn
 
 from seq2seq import checkpoint
 from seq2seq.config import RunConfig, TrainConfig
-from seq2seq.corpus import load_splits
+from seq2seq.corpus import Pair, load_splits
 from seq2seq.data import ParallelDataset, TokenBatchSampler
 from seq2seq.distributed import Distributed, broadcast_float, gather_objects, init_distributed
 from seq2seq.model import Seq2Seq
@@ -47,22 +51,33 @@ class Progress:
 
 
 @dataclass
-class TrainingSession:
-    """What the loop works with; built by `setup`."""
+class Learner:
+    """What an optimiser step (`train.train_step`) works with; built by `build_learner`."""
 
     cfg: RunConfig
-    run_dir: Path
     model: Seq2Seq
     wrapped: nn.Module  # every training forward pass: TrainingForward, or DDP around it
     optimizer: torch.optim.Optimizer
+    device: torch.device
+    dist: Distributed
+
+    @property
+    def mixed_precision(self) -> bool:
+        """fp16 autocast with loss scaling: on a GPU, when ``train.amp`` asks for it."""
+        return self.cfg.train.amp and self.device.type == "cuda"
+
+
+@dataclass
+class TrainingSession(Learner):
+    """What the loop works with; built by `setup`."""
+
+    run_dir: Path
     scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau
     tokenizer: Tokenizer
     train_data: ParallelDataset
     sampler: TokenBatchSampler
     valid_data: ParallelDataset
     valid_refs: list[str]
-    device: torch.device
-    dist: Distributed
     progress: Progress = field(default_factory=Progress)
 
 
@@ -80,10 +95,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def build_tokenizer_and_data(
+def load_corpus_and_tokenizer(
     cfg: RunConfig, run_dir: Path, ranks: Distributed, resume: bool
-) -> tuple[Tokenizer, ParallelDataset, ParallelDataset, list[str]]:
-    """Read and clean the corpus; train SentencePiece (rank 0) or reuse the run's model."""
+) -> tuple[Tokenizer, list[Pair], list[Pair]]:
+    """Read and clean the corpus; train SentencePiece (rank 0) or reuse the run's model.
+
+    Returns the tokenizer, the training pairs and the validation pairs.
+    """
     train_pairs, valid_pairs, stats = load_splits(cfg.data, cfg.clean)
     if not valid_pairs:  # found now, before any step, not when the first validation fails
         where = cfg.data.valid or f"{cfg.data.corpus} val"
@@ -105,16 +123,74 @@ def build_tokenizer_and_data(
         )
     if ranks.enabled:
         dist.barrier()
-    tokenizer = Tokenizer.load(run_dir)
-    train = ParallelDataset(
-        tokenizer.encode_src([s for s, _ in train_pairs]),
-        tokenizer.encode_tgt([t for _, t in train_pairs]),
+    return Tokenizer.load(run_dir), train_pairs, valid_pairs
+
+
+def build_data(
+    tokenizer: Tokenizer, pairs: Sequence[Pair], tc: TrainConfig, ranks: Distributed | None = None
+) -> tuple[ParallelDataset, TokenBatchSampler]:
+    """The training pairs encoded, and the sampler that cuts them into this process's batches."""
+    ranks = ranks or Distributed()
+    data = ParallelDataset.from_pairs(tokenizer, pairs)
+    sampler = TokenBatchSampler(
+        data.src_lengths,
+        data.tgt_lengths,
+        tc.max_tokens,
+        seed=tc.seed,
+        num_replicas=ranks.world_size,
+        rank=ranks.rank,
     )
-    valid = ParallelDataset(
-        tokenizer.encode_src([s for s, _ in valid_pairs]),
-        tokenizer.encode_tgt([t for _, t in valid_pairs]),
+    return data, sampler
+
+
+def build_model(cfg: RunConfig, device: torch.device) -> Seq2Seq:
+    """The run's initial weights, seeded with ``train.seed`` just before they are drawn: the
+    same whatever ran before, for a run, each of its processes and its resume."""
+    seed_everything(cfg.train.seed)
+    return Seq2Seq(cfg.model).to(device)
+
+
+def wrap_for_training(
+    model: Seq2Seq, tc: TrainConfig, ranks: Distributed, device: torch.device
+) -> nn.Module:
+    """The module every training forward pass goes through: the feeding policy
+    (`TrainingForward`), inside DistributedDataParallel when there are several processes, so
+    that DDP sees each pass and averages its gradients."""
+    wrapped: nn.Module = TrainingForward(model, tc.teacher_forcing)
+    if ranks.enabled:
+        wrapped = nn.parallel.DistributedDataParallel(
+            wrapped, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    return wrapped
+
+
+def build_optimizer(model: nn.Module, tc: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer, tc: TrainConfig
+) -> torch.optim.lr_scheduler.ReduceLROnPlateau:
+    """Cuts the learning rate when validation BLEU (hence ``mode="max"``) stalls."""
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="max", factor=tc.lr_factor, patience=tc.lr_patience, min_lr=tc.min_lr
     )
-    return tokenizer, train, valid, [t for _, t in valid_pairs]
+
+
+def build_learner(
+    cfg: RunConfig, device: torch.device, ranks: Distributed | None = None
+) -> Learner:
+    """A fresh model of ``cfg`` (its vocabulary sizes filled in) with its training forward and
+    optimiser, as `setup` builds them, for `train.train_step`."""
+    ranks = ranks or Distributed()
+    model = build_model(cfg, device)
+    wrapped = wrap_for_training(model, cfg.train, ranks, device)
+    return Learner(cfg, model, wrapped, build_optimizer(model, cfg.train), device, ranks)
+
+
+def build_grad_scaler(learner: Learner) -> torch.amp.GradScaler:
+    """Loss scaling for `train.train_step`: active only with `Learner.mixed_precision`."""
+    return torch.amp.GradScaler(learner.device.type, enabled=learner.mixed_precision)
 
 
 # Filled in from the tokenizer when a run starts, so never a change a user asked for.
@@ -184,7 +260,8 @@ def setup(
             "--train.name"
         )
     seed_everything(tc.seed)
-    tokenizer, train, valid, valid_refs = build_tokenizer_and_data(cfg, run_dir, ranks, resume)
+    tokenizer, train_pairs, valid_pairs = load_corpus_and_tokenizer(cfg, run_dir, ranks, resume)
+    train, sampler = build_data(tokenizer, train_pairs, tc, ranks)
     cfg = dataclasses.replace(
         cfg,
         model=dataclasses.replace(
@@ -194,39 +271,21 @@ def setup(
             share_embeddings=cfg.model.share_embeddings and tokenizer.joint,
         ),
     )
-    seed_everything(tc.seed)  # same initial weights whatever the data loading consumed
-    model = Seq2Seq(cfg.model).to(device)
-    wrapped: nn.Module = TrainingForward(model, tc.teacher_forcing)
-    if ranks.enabled:
-        wrapped = nn.parallel.DistributedDataParallel(
-            wrapped, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, weight_decay=tc.weight_decay)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="max", factor=tc.lr_factor, patience=tc.lr_patience, min_lr=tc.min_lr
-    )
-    sampler = TokenBatchSampler(
-        train.src_lengths,
-        train.tgt_lengths,
-        tc.max_tokens,
-        seed=tc.seed,
-        num_replicas=ranks.world_size,
-        rank=ranks.rank,
-    )
+    learner = build_learner(cfg, device, ranks)
     session = TrainingSession(
-        cfg,
-        run_dir,
-        model,
-        wrapped,
-        optimizer,
-        scheduler,
-        tokenizer,
-        train,
-        sampler,
-        valid,
-        valid_refs,
-        device,
-        ranks,
+        cfg=cfg,
+        model=learner.model,
+        wrapped=learner.wrapped,
+        optimizer=learner.optimizer,
+        device=device,
+        dist=ranks,
+        run_dir=run_dir,
+        scheduler=build_scheduler(learner.optimizer, tc),
+        tokenizer=tokenizer,
+        train_data=train,
+        sampler=sampler,
+        valid_data=ParallelDataset.from_pairs(tokenizer, valid_pairs),
+        valid_refs=[tgt for _, tgt in valid_pairs],
     )
     if resume:
         restore(session)

@@ -1,6 +1,7 @@
 """The training loop: loss, clipping, validation, early stopping, checkpoints, resume, DDP.
 
-The session it runs (data, model, optimiser, resumable state) is built by `session.setup`.
+The session it runs (data, model, optimiser, resumable state) is built by `session.setup`;
+`train_step` also steps a bare `session.Learner`, as the benchmarks build one.
 
 It knows nothing model-specific beyond `Seq2Seq.forward` / `decode_step`. Launched alone it
 trains on one device; under `torchrun` each process takes every N-th batch, gradients are
@@ -20,15 +21,22 @@ import torch.distributed as dist
 
 from seq2seq import checkpoint
 from seq2seq.config import DecodeConfig, RunConfig
-from seq2seq.data import Batch, TokenBatchSampler
+from seq2seq.data import Batch
 from seq2seq.distributed import all_reduce_sum, broadcast_float
 from seq2seq.metrics import score_corpus
-from seq2seq.objective import label_smoothed_loss
+from seq2seq.objective import label_smoothed_loss, teacher_forced_loss
 from seq2seq.plots import plot_learning_curves
 from seq2seq.progress import ProgressReporter
 from seq2seq.rundir import RunDir
 from seq2seq.search import decode_corpus
-from seq2seq.session import Progress, TrainingSession, save_resumable, setup
+from seq2seq.session import (
+    Learner,
+    Progress,
+    TrainingSession,
+    build_grad_scaler,
+    save_resumable,
+    setup,
+)
 
 
 @torch.no_grad()
@@ -36,48 +44,37 @@ def validate(session: TrainingSession) -> dict[str, float]:
     """Teacher-forced loss/perplexity and greedy (or beam) BLEU on the validation set."""
     model, tc = session.model, session.cfg.train
     model.eval()
-    total_loss, total_tokens = 0.0, 0
-    valid_sampler = TokenBatchSampler(
-        session.valid_data.src_lengths,
-        session.valid_data.tgt_lengths,
-        tc.max_tokens,
-        shuffle=False,
-    )
-    for indices in valid_sampler.batches(0):
-        batch = session.valid_data.collate(indices).to(session.device)
-        logits = model(batch.src_ids, batch.src_lengths, batch.tgt_in)
-        batch_loss, tokens = label_smoothed_loss(logits, batch.tgt_out, 0.0)
-        total_loss += batch_loss.item()
-        total_tokens += tokens
+    loss = teacher_forced_loss(model, session.valid_data, tc.max_tokens, session.device)
     limit = tc.valid_max_pairs or len(session.valid_data)
     decode_cfg = DecodeConfig(beam_size=tc.valid_beam, nbest=1)
     hyps = decode_corpus(model, session.valid_data.src[:limit], decode_cfg, session.device)
     texts = [session.tokenizer.decode_tgt(h[0].token_ids) for h in hyps]
     bleu = score_corpus(texts, session.valid_refs[:limit], n_bootstrap=0)["bleu"].score
     model.train()
-    loss = total_loss / max(total_tokens, 1)
     return {"valid_loss": loss, "valid_ppl": math.exp(min(loss, 50.0)), "valid_bleu": bleu}
 
 
-def train_step(session: TrainingSession, batch: Batch, scaler: Any) -> tuple[float, int, float]:
+def train_step(learner: Learner, batch: Batch, scaler: Any) -> tuple[float, int, float]:
     """One optimiser step: (mean loss per token, target tokens, gradient norm before clipping).
 
-    Every forward pass goes through ``session.wrapped`` (DDP, when distributed), and the loss is
+    ``learner`` is the loop's `TrainingSession`, or a `session.build_learner` of a benchmark.
+    Every forward pass goes through ``learner.wrapped`` (DDP, when distributed), and the loss is
     divided by the target tokens of all processes together, so that DDP's mean of the gradients
     equals one process's gradient on the union of their batches.
     """
-    tc = session.cfg.train
-    session.optimizer.zero_grad(set_to_none=True)
-    use_amp = tc.amp and session.device.type == "cuda"
-    with torch.autocast(device_type=session.device.type, dtype=torch.float16, enabled=use_amp):
-        logits = session.wrapped(batch.src_ids, batch.src_lengths, batch.tgt_in)
+    tc = learner.cfg.train
+    learner.optimizer.zero_grad(set_to_none=True)
+    with torch.autocast(
+        device_type=learner.device.type, dtype=torch.float16, enabled=learner.mixed_precision
+    ):
+        logits = learner.wrapped(batch.src_ids, batch.src_lengths, batch.tgt_in)
         loss_sum, tokens = label_smoothed_loss(logits, batch.tgt_out, tc.label_smoothing)
-    all_tokens = all_reduce_sum(tokens, session.dist, session.device)
-    scaler.scale(loss_sum * (session.dist.world_size / max(all_tokens, 1))).backward()
-    scaler.unscale_(session.optimizer)
+    all_tokens = all_reduce_sum(tokens, learner.dist, learner.device)
+    scaler.scale(loss_sum * (learner.dist.world_size / max(all_tokens, 1))).backward()
+    scaler.unscale_(learner.optimizer)
     max_norm = tc.clip_norm if tc.clip_norm > 0 else float("inf")
-    grad_norm = float(torch.nn.utils.clip_grad_norm_(session.model.parameters(), max_norm))
-    scaler.step(session.optimizer)
+    grad_norm = float(torch.nn.utils.clip_grad_norm_(learner.model.parameters(), max_norm))
+    scaler.step(learner.optimizer)
     scaler.update()
     return loss_sum.item() / max(tokens, 1), tokens, grad_norm
 
@@ -139,9 +136,7 @@ def run_validation(session: TrainingSession, reporter: ProgressReporter) -> None
 
 def train_loop(session: TrainingSession) -> Progress:
     tc, progress = session.cfg.train, session.progress
-    scaler = torch.amp.GradScaler(
-        session.device.type, enabled=tc.amp and session.device.type == "cuda"
-    )
+    scaler = build_grad_scaler(session)
     reporter = ProgressReporter(
         tc.progress, session.dist.is_main, tc.max_steps or None, progress.step
     )

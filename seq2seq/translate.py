@@ -15,11 +15,12 @@ import torch
 from seq2seq import checkpoint
 from seq2seq.config import DecodeConfig, RunConfig
 from seq2seq.corpus import normalize
-from seq2seq.data import ParallelDataset, TokenBatchSampler
+from seq2seq.data import ParallelDataset
 from seq2seq.model import Seq2Seq
+from seq2seq.objective import teacher_forced_loss
 from seq2seq.rundir import RunInfo
 from seq2seq.search import decode_corpus
-from seq2seq.tokenizer import PAD_ID, Tokenizer
+from seq2seq.tokenizer import Tokenizer
 
 MAX_INPUT_TOKENS = 400  # subwords; longer input is refused rather than decoded badly
 MAX_INPUT_CHARS = 2000
@@ -89,6 +90,11 @@ def quantize_dynamic_int8(model: Seq2Seq) -> Seq2Seq:
             model, {torch.nn.GRU, torch.nn.LSTM, torch.nn.Linear}, dtype=torch.qint8
         )
     return quantized.eval()
+
+
+def source_text(sentence: str) -> str:
+    """What the model reads of a sentence: its printable characters and spaces, normalised."""
+    return normalize("".join(ch for ch in sentence if ch.isprintable() or ch.isspace()))
 
 
 class Translator:
@@ -164,8 +170,7 @@ class Translator:
             return [], f"is {type(sentence).__name__}, not a string"
         if len(sentence) > MAX_INPUT_CHARS:
             return [], f"has {len(sentence)} characters; the limit is {MAX_INPUT_CHARS}"
-        visible = "".join(ch for ch in sentence if ch.isprintable() or ch.isspace())
-        ids = self.tokenizer.encode_src([normalize(visible)])[0]
+        ids = self.tokenizer.encode_src([source_text(sentence)])[0]
         if len(ids) > MAX_INPUT_TOKENS:
             return [], f"has {len(ids)} subword tokens; the limit is {MAX_INPUT_TOKENS}"
         return ids, ""
@@ -242,26 +247,14 @@ class Translator:
     @torch.no_grad()
     def perplexity(self, sources: list[str], references: list[str]) -> float:
         """Teacher-forced perplexity of the references (per target subword, EOS included)."""
-        src_ids, _ = self.encode(sources)
-        pairs = [(s, normalize(r)) for s, r in zip(src_ids, references, strict=True) if s]
-        data = ParallelDataset(
-            [s for s, _ in pairs], self.tokenizer.encode_tgt([r for _, r in pairs])
-        )
-        sampler = TokenBatchSampler(data.src_lengths, data.tgt_lengths, 4000, shuffle=False)
-        total, tokens = 0.0, 0
-        for indices in sampler.batches(0):
-            batch = data.collate(indices).to(self.device)
-            logits = self.model(batch.src_ids, batch.src_lengths, batch.tgt_in)
-            total += float(
-                torch.nn.functional.cross_entropy(
-                    logits.flatten(0, 1).float(),
-                    batch.tgt_out.flatten(),
-                    ignore_index=PAD_ID,
-                    reduction="sum",
-                )
-            )
-            tokens += batch.num_tgt_tokens
-        return math.exp(total / max(tokens, 1))
+        src_ids, _ = self.encode(sources)  # refuses what translate() refuses
+        pairs = [
+            (source_text(s), normalize(r))
+            for s, r, ids in zip(sources, references, src_ids, strict=True)
+            if ids
+        ]
+        data = ParallelDataset.from_pairs(self.tokenizer, pairs)
+        return math.exp(teacher_forced_loss(self.model, data, 4000, self.device))
 
     def facts(self) -> RunFacts:
         """Parameters, config, training facts and where the weights came from."""

@@ -7,8 +7,9 @@ import random
 import pytest
 import torch
 
+from seq2seq.config import SubwordConfig
 from seq2seq.data import ParallelDataset, TokenBatchSampler
-from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
 
 
 def random_lengths(n: int, seed: int = 0) -> tuple[list[int], list[int]]:
@@ -80,3 +81,17 @@ def test_bad_input_is_rejected():
     with pytest.raises(ValueError, match="rank=2"):
         TokenBatchSampler([1], [1], 10, num_replicas=2, rank=2)
     assert torch.equal(ParallelDataset([[4]], [[]]).collate([0]).tgt_out, torch.tensor([[EOS_ID]]))
+
+
+def test_text_pairs_are_encoded_each_side_by_its_own_model():
+    sources = ["der Hund läuft schnell", "die Katze schläft", "ein Mann liest"] * 20
+    targets = ["the dog runs fast", "the cat sleeps", "a man reads"] * 20
+    tokenizer = Tokenizer.train(
+        sources, targets, SubwordConfig(vocab_size=300, model_type="bpe", joint=False)
+    )
+    pairs = list(zip(sources[:3], targets[:3], strict=True))
+    data = ParallelDataset.from_pairs(tokenizer, pairs)
+    assert data.src == tokenizer.encode_src(sources[:3])
+    assert data.tgt == tokenizer.encode_tgt(targets[:3])
+    # the two models differ, so a side encoded by the other's model would show
+    assert tokenizer.encode_src(targets[:3]) != data.tgt

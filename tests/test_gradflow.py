@@ -10,7 +10,8 @@ from torch import nn
 
 from seq2seq.config import ModelConfig
 from seq2seq.data import ParallelDataset
-from seq2seq.gradflow import (
+from seq2seq.model import Seq2Seq
+from study.gradflow import (
     distances,
     gradient_by_distance,
     mean_by_distance,
@@ -18,7 +19,6 @@ from seq2seq.gradflow import (
     source_gradient_norms,
     text_windows,
 )
-from seq2seq.model import Seq2Seq
 
 V = 29
 

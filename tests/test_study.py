@@ -1,16 +1,12 @@
-"""bench/study.py and its study_* modules: the whole study on a tiny budget, its resuming, its
-statistics and its rules."""
+"""The study package: the whole study on a tiny budget, its resuming, its statistics and its
+rules."""
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import re
-import sys
-from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -20,8 +16,8 @@ from sacrebleu import BLEU, CHRF
 from seq2seq import checkpoint
 from seq2seq.config import RunConfig
 from seq2seq.metrics import bootstrap, sentence_statistics
+from study import claims, cli, evaluation, grid, training
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
 SECTIONS = (
     "## Setup",
     "## Results",
@@ -33,38 +29,7 @@ SECTIONS = (
 )
 
 
-@pytest.fixture(scope="module")
-def bench_on_path() -> Iterator[None]:
-    """bench/ is not a package; it goes on sys.path (which spawned workers inherit)."""
-    sys.path.insert(0, str(BENCH))
-    try:
-        yield
-    finally:
-        sys.path.remove(str(BENCH))
-
-
-@pytest.fixture(scope="module")
-def study(bench_on_path: None) -> ModuleType:
-    """The command line and the running of the runs."""
-    return importlib.import_module("study")
-
-
-@pytest.fixture(scope="module")
-def grid(bench_on_path: None) -> ModuleType:
-    return importlib.import_module("study_grid")
-
-
-@pytest.fixture(scope="module")
-def evaluation(bench_on_path: None) -> ModuleType:
-    return importlib.import_module("study_eval")
-
-
-@pytest.fixture(scope="module")
-def claims(bench_on_path: None) -> ModuleType:
-    return importlib.import_module("study_claims")
-
-
-def tiny_settings(grid: ModuleType, root: Path, multi30k_dir: Path, **changes: Any) -> Any:
+def tiny_settings(root: Path, multi30k_dir: Path, **changes: Any) -> Any:
     values = {
         "out": root / "out",
         "report": root / "docs" / "study.md",
@@ -88,10 +53,10 @@ def tiny_settings(grid: ModuleType, root: Path, multi30k_dir: Path, **changes: A
 
 
 @pytest.fixture(scope="module")
-def tiny_study(study, grid, multi30k_dir, tmp_path_factory) -> Any:
+def tiny_study(multi30k_dir, tmp_path_factory) -> Any:
     """Every cell of the grid, three steps each, on a slice of Multi30k."""
-    settings = tiny_settings(grid, tmp_path_factory.mktemp("study"), multi30k_dir)
-    study.run_study(settings)
+    settings = tiny_settings(tmp_path_factory.mktemp("study"), multi30k_dir)
+    cli.run_study(settings)
     return settings
 
 
@@ -104,7 +69,7 @@ def log_steps(run_dir: Path) -> list[int]:
 
 
 @pytest.mark.slow
-def test_study_writes_every_section_with_its_images(grid, claims, tiny_study):
+def test_study_writes_every_section_with_its_images(tiny_study):
     text = tiny_study.report.read_text(encoding="utf-8")
     positions = [text.index(section) for section in SECTIONS]
     assert positions == sorted(positions)
@@ -124,13 +89,13 @@ def test_study_writes_every_section_with_its_images(grid, claims, tiny_study):
 
 
 @pytest.mark.slow
-def test_rerunning_skips_finished_runs_and_resumes_the_others(study, grid, tiny_study):
+def test_rerunning_skips_finished_runs_and_resumes_the_others(tiny_study):
     # 1. Everything finished: nothing trains again (two workers, as the real study runs).
     states = {c.name: (run_files(tiny_study, c.name) / "last.pt").stat() for c in grid.GRID}
     logs = {c.name: checkpoint.read_log(run_files(tiny_study, c.name)) for c in grid.GRID}
-    machine_file = tiny_study.out / study.MACHINE_FILE
+    machine_file = tiny_study.out / training.MACHINE_FILE
     machine_file.write_text("the machine it trained on\n", encoding="utf-8")
-    study.run_study(dataclasses.replace(tiny_study, jobs=2))
+    cli.run_study(dataclasses.replace(tiny_study, jobs=2))
     for cell in grid.GRID:
         run_dir = run_files(tiny_study, cell.name)
         assert (run_dir / "last.pt").stat().st_mtime_ns == states[cell.name].st_mtime_ns
@@ -142,36 +107,36 @@ def test_rerunning_skips_finished_runs_and_resumes_the_others(study, grid, tiny_
     killed = run_files(tiny_study, "gru-none")
     cfg, info = checkpoint.load_config(killed)
     checkpoint.save_config(killed, cfg, {**info, "stopped": ""})
-    assert study.run_state(killed, grid.run_config(grid.CELLS["gru-none"], tiny_study)) == (
+    assert training.run_state(killed, grid.run_config(grid.CELLS["gru-none"], tiny_study)) == (
         "interrupted"
     )
     one = dataclasses.replace(tiny_study, cells=("gru-none",))
-    study.run_study(one)
+    cli.run_study(one)
     assert "the machine it trained on" not in machine_file.read_text(encoding="utf-8")
     assert checkpoint.read_log(killed)[:3] == logs["gru-none"][:3]
     assert checkpoint.load_config(killed)[1]["stopped"]
 
     # 3. A larger budget continues where the run stopped.
-    study.run_study(dataclasses.replace(one, steps=5))
+    cli.run_study(dataclasses.replace(one, steps=5))
     assert log_steps(killed) == [1, 2, 3, 4, 5]
     assert checkpoint.read_log(killed)[:3] == logs["gru-none"][:3]
 
 
 @pytest.mark.slow
-def test_run_state_tells_the_cases_apart(study, grid, tiny_study, tmp_path):
+def test_run_state_tells_the_cases_apart(tiny_study, tmp_path):
     cell = grid.CELLS["rnn-none"]
     run_dir = run_files(tiny_study, cell.name)
     cfg = grid.run_config(cell, tiny_study)
-    assert study.run_state(run_dir, cfg) == "finished"
+    assert training.run_state(run_dir, cfg) == "finished"
     longer = grid.run_config(cell, dataclasses.replace(tiny_study, steps=9))
-    assert study.run_state(run_dir, longer) == "extend"
-    assert study.run_state(tmp_path / "nothing", cfg) == "new"
+    assert training.run_state(run_dir, longer) == "extend"
+    assert training.run_state(tmp_path / "nothing", cfg) == "new"
     other = grid.run_config(grid.CELLS["lstm-none"], tiny_study)
     with pytest.raises(ValueError, match="another model"):
-        study.run_state(run_dir, other)
+        training.run_state(run_dir, other)
 
 
-def test_test_set_scores_carry_intervals_and_signatures(evaluation):
+def test_test_set_scores_carry_intervals_and_signatures():
     hyps = ["a dog runs on the grass .", "two men talk", "a red car", "~~~~"]
     refs = ["a dog is running on the grass .", "two men are talking", "the red car", "a cat"]
     scores = evaluation.score_test_set(hyps, refs, n=100)
@@ -184,7 +149,7 @@ def test_test_set_scores_carry_intervals_and_signatures(evaluation):
     assert degenerate["chrf"]["score"] == 0.0
 
 
-def test_bleu_gain_from_sentence_statistics(claims):
+def test_bleu_gain_from_sentence_statistics():
     hyps = ["a dog runs on the grass .", "two men talk", "a red car"]
     worse = ["a dog", "men", "car"]
     refs = ["a dog is running on the grass .", "two men are talking", "the red car"]
@@ -198,7 +163,7 @@ def test_bleu_gain_from_sentence_statistics(claims):
     assert no_gain is not None and (no_gain.value, no_gain.low, no_gain.high) == (0.0, 0.0, 0.0)
 
 
-def test_training_speed_counts_only_clean_steps(evaluation):
+def test_training_speed_counts_only_clean_steps():
     records = [
         {"step": s, "epoch": 0 if s <= 6 else 1, "tokens": 100, "tokens_per_s": 100.0}
         for s in range(1, 9)
@@ -211,7 +176,7 @@ def test_training_speed_counts_only_clean_steps(evaluation):
     assert evaluation.training_speed(records[:2], 5)["seconds_per_epoch"] is None  # no epoch done
 
 
-def test_training_speed_ignores_a_minority_of_slowed_steps(evaluation):
+def test_training_speed_ignores_a_minority_of_slowed_steps():
     records = [
         {"step": s, "epoch": (s - 1) // 10, "tokens": 100, "tokens_per_s": 100.0}
         for s in range(1, 31)
@@ -259,8 +224,6 @@ def output_stats(pattern: str) -> np.ndarray:
 
 
 def fake_result(
-    grid: ModuleType,
-    evaluation: ModuleType,
     name: str,
     *,
     out: str = "ggg",
@@ -296,22 +259,13 @@ def fake_result(
     )
 
 
-def evidence(
-    claims: ModuleType, grid: ModuleType, results: dict[str, Any], sources: list[str] = SOURCES
-) -> Any:
+def evidence(results: dict[str, Any], sources: list[str] = SOURCES) -> Any:
     return claims.build_evidence(results, sources, grid.Settings(bootstrap=200, window=21))
 
 
-def decide(
-    grid: ModuleType,
-    evaluation: ModuleType,
-    claims: ModuleType,
-    rule: str,
-    cells: Cells,
-    sources: list[str] = SOURCES,
-) -> Any:
-    results = {name: fake_result(grid, evaluation, name, **spec) for name, spec in cells.items()}
-    return getattr(claims, f"claim_{rule}")(evidence(claims, grid, results, sources))
+def decide(rule: str, cells: Cells, sources: list[str] = SOURCES) -> Any:
+    results = {name: fake_result(name, **spec) for name, spec in cells.items()}
+    return getattr(claims, f"claim_{rule}")(evidence(results, sources))
 
 
 def trio(rnn: dict[str, Any], gru: dict[str, Any], lstm: dict[str, Any]) -> Cells:
@@ -394,7 +348,7 @@ MORE_CASES = [
 ]
 
 
-def test_every_claim_has_rule_cases(grid, claims):
+def test_every_claim_has_rule_cases():
     assert {f"claim_{rule}" for rule in RULE_CASES} == {c.__name__ for c in claims.CLAIMS}
     assert (grid.LENGTH_EDGES[0], grid.LENGTH_EDGES[-1]) == GROUP_WORDS[:2]
 
@@ -408,14 +362,14 @@ def test_every_claim_has_rule_cases(grid, claims):
     ]
     + [pytest.param(*case, id=f"{case[0]}-{case[2]}-more") for case in MORE_CASES],
 )
-def test_claim_rules_decide_constructed_results(grid, evaluation, claims, rule, cells, verdict):
-    claim = decide(grid, evaluation, claims, rule, cells)
+def test_claim_rules_decide_constructed_results(rule, cells, verdict):
+    claim = decide(rule, cells)
     assert claim.verdict == verdict, claim.evidence
     assert claim.evidence and claim.rule
 
 
-def test_claims_without_their_cells_are_unclear_and_say_why(claims, grid):
-    decided = [rule(evidence(claims, grid, {})) for rule in claims.CLAIMS]
+def test_claims_without_their_cells_are_unclear_and_say_why():
+    decided = [rule(evidence({})) for rule in claims.CLAIMS]
     assert {c.verdict for c in decided} == {"unclear"}
     assert all("not measured" in c.evidence[0] for c in decided)
 
@@ -457,22 +411,22 @@ EDGE_CASES: dict[str, tuple[str, Cells, list[str], str]] = {
 @pytest.mark.parametrize(
     ("rule", "cells", "sources", "verdict"), list(EDGE_CASES.values()), ids=list(EDGE_CASES)
 )
-def test_claims_on_edge_data_get_a_verdict(grid, evaluation, claims, rule, cells, sources, verdict):
-    claim = decide(grid, evaluation, claims, rule, cells, sources)
+def test_claims_on_edge_data_get_a_verdict(rule, cells, sources, verdict):
+    claim = decide(rule, cells, sources)
     assert claim.verdict == verdict, claim.evidence
 
 
-def test_command_line_budgets_and_quick_mode(study, grid):
-    quick = study.parse_settings(["--quick", "--cells", "rnn-none", "gru-none"])
-    assert quick.steps == study.QUICK["steps"] and quick.cells == ("rnn-none", "gru-none")
+def test_command_line_budgets_and_quick_mode():
+    quick = cli.parse_settings(["--quick", "--cells", "rnn-none", "gru-none"])
+    assert quick.steps == cli.QUICK["steps"] and quick.cells == ("rnn-none", "gru-none")
     assert quick.report == quick.out / "study.md" and quick.out.name == "study-quick"
-    full = study.parse_settings(["--budget-minutes", "12.5", "--out", "somewhere"])
+    full = cli.parse_settings(["--budget-minutes", "12.5", "--out", "somewhere"])
     assert (full.minutes, full.steps, full.out) == (12.5, 0, Path("somewhere"))
     assert full.report.name == "study.md" and full.report.parent.name == "docs"
-    assert study.parse_settings([]).steps == grid.Settings().steps > 0
+    assert cli.parse_settings([]).steps == grid.Settings().steps > 0
     with pytest.raises(SystemExit):
-        study.parse_settings(["--steps", "10", "--budget-minutes", "3"])
+        cli.parse_settings(["--steps", "10", "--budget-minutes", "3"])
     with pytest.raises(SystemExit):
-        study.parse_settings(["--cells", "transformer"])
+        cli.parse_settings(["--cells", "transformer"])
     with pytest.raises(ValueError, match="exactly one budget"):
         grid.Settings(steps=0)

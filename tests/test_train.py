@@ -26,12 +26,15 @@ from seq2seq.config import (
     SubwordConfig,
     TrainConfig,
 )
+from seq2seq.corpus import load_splits
 from seq2seq.data import ParallelDataset, TokenBatchSampler
 from seq2seq.evaluate import evaluate_translator
 from seq2seq.model import Seq2Seq
-from seq2seq.objective import TrainingForward, scheduled_sampling_logits
+from seq2seq.objective import TrainingForward, scheduled_sampling_logits, teacher_forced_loss
 from seq2seq.rundir import RunDir, RunInfo
 from seq2seq.search import decode_corpus
+from seq2seq.session import build_data, build_grad_scaler, build_learner
+from seq2seq.tokenizer import BOS_ID, EOS_ID, Tokenizer
 from seq2seq.translate import Translator
 
 REPO = Path(__file__).resolve().parents[1]
@@ -406,6 +409,39 @@ def test_scheduled_sampling_feeds_gold_or_own_predictions():
         ids = hyp[0].token_ids
         n = min(len(ids), predicted.size(1))
         assert predicted[row, :n].tolist() == ids[:n]
+
+
+def test_teacher_forced_loss_is_the_mean_over_every_target_token():
+    torch.manual_seed(0)
+    model = Seq2Seq(
+        ModelConfig(embed_size=8, hidden_size=12, dropout=0.0, src_vocab_size=20, tgt_vocab_size=20)
+    ).eval()
+    data = reverse_task(12, 1, 9, seed=10)  # lengths differ: batches are padded
+    nll, tokens = 0.0, 0
+    with torch.no_grad():  # one sentence at a time, one gold token at a time, EOS included
+        for src, tgt in zip(data.src, data.tgt, strict=True):
+            enc = model.encode(torch.tensor([src]), torch.tensor([len(src)]))
+            state, prev = model.initial_state(enc), BOS_ID
+            for gold in [*tgt, EOS_ID]:
+                log_probs, state, _ = model.decode_step(torch.tensor([prev]), state, enc)
+                nll -= float(log_probs[0, gold])
+                tokens, prev = tokens + 1, gold
+    for max_tokens in (30, 1000):  # several batches of unequal size, and one
+        loss = teacher_forced_loss(model, data, max_tokens, "cpu")
+        assert loss == pytest.approx(nll / tokens, rel=1e-5)
+
+
+def test_a_learner_built_from_a_runs_config_steps_as_the_run_did(tmp_path):
+    run_dir = training.train(task_config(tmp_path, max_steps=1, teacher_forcing=0.5))
+    cfg, _ = checkpoint.load_config(run_dir)
+    train_pairs, _, _ = load_splits(cfg.data, cfg.clean)
+    data, sampler = build_data(Tokenizer.load(run_dir), train_pairs, cfg.train)
+    learner = build_learner(cfg, torch.device("cpu"))
+    training.train_step(learner, data.collate(sampler.batches(0)[0]), build_grad_scaler(learner))
+    trained = checkpoint.load_state(run_dir / checkpoint.STATE_FILE)["model"]
+    assert trained.keys() == learner.model.state_dict().keys()
+    for name, tensor in learner.model.state_dict().items():
+        assert torch.equal(tensor, trained[name]), name
 
 
 def test_training_stops_early_when_bleu_stalls(tmp_path):

@@ -13,17 +13,18 @@ from typing import Any
 import numpy as np
 import torch
 from sacrebleu import BLEU
-from study_grid import LENGTH_EDGES, TEST_SET, Cell, Settings, load_pairs
 
 from seq2seq import checkpoint
 from seq2seq.config import RunConfig
 from seq2seq.corpus import Pair
 from seq2seq.data import ParallelDataset, TokenBatchSampler
-from seq2seq.gradflow import DistanceFrom, gradient_by_distance, recurrence_gradient, text_windows
 from seq2seq.metrics import bleu_by_length, score_corpus, sentence_statistics
 from seq2seq.model import Seq2Seq
+from seq2seq.session import build_model
 from seq2seq.tokenizer import Tokenizer
 from seq2seq.translate import Translator
+from study.gradflow import DistanceFrom, gradient_by_distance, recurrence_gradient, text_windows
+from study.grid import LENGTH_EDGES, TEST_SET, Cell, Settings, load_pairs
 
 MIN_POSITIONS = 20  # source positions a distance needs before its mean gradient is shown
 EVAL_FILE = "study_eval.json"  # a run's scores and gradient profiles, reused while it holds
@@ -33,15 +34,13 @@ def gradient_profiles(
     model: Seq2Seq, tokenizer: Tokenizer, pairs: list[Pair], s: Settings
 ) -> dict[str, list[float | None]]:
     """The loss's gradient by distance on validation batches, and the encoder recurrence's own
-    gradient on windows of validation text; see `seq2seq.gradflow`."""
-    kept = [(src, tgt) for src, tgt in pairs if src]
-    src_ids = tokenizer.encode_src([src for src, _ in kept])
-    data = ParallelDataset(src_ids, tokenizer.encode_tgt([tgt for _, tgt in kept]))
+    gradient on windows of validation text; see `study.gradflow`."""
+    data = ParallelDataset.from_pairs(tokenizer, [(src, tgt) for src, tgt in pairs if src])
     sampler = TokenBatchSampler(data.src_lengths, data.tgt_lengths, s.max_tokens, shuffle=False)
     batches = [data.collate(indices) for indices in sampler.batches(0)]
     measure_from: DistanceFrom = "final_state" if model.cfg.bidirectional else "end"
     loss = gradient_by_distance(model, batches, measure_from, min_count=MIN_POSITIONS)
-    windows = text_windows(src_ids, s.window, s.windows)  # (N, window)
+    windows = text_windows(data.src, s.window, s.windows)  # (N, window)
     with torch.no_grad():
         embedded = model.encoder.embedding(windows)  # (N, window, E)
     recurrence = recurrence_gradient(model.encoder.rnn, embedded).flip(0)  # by distance
@@ -75,8 +74,7 @@ def evaluate_cell(cell: Cell, s: Settings) -> dict[str, Any]:
     sources, refs = [src for src, _ in test], [tgt for _, tgt in test]
     hyps = [t.text for t in translator.translate(sources, beam_size=1, batch_size=64)]
     valid = load_pairs(s, "val", s.grad_pairs)
-    torch.manual_seed(cfg.train.seed)  # `setup` seeds just so: the run's very first weights
-    initial = Seq2Seq(cfg.model).eval()
+    initial = build_model(cfg, torch.device("cpu")).eval()  # the run's very first weights
     result = {
         "key": key,
         "name": cell.name,

@@ -9,7 +9,8 @@ from typing import Any
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from study_eval import CellResult
+
+from study.evaluation import CellResult
 
 
 def _style(result: CellResult, index: int) -> dict[str, Any]:

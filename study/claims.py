@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from sacrebleu import BLEU
-from study_eval import CellResult
-from study_grid import LENGTH_EDGES, Settings
 
 from seq2seq.metrics import Interval, bootstrap, score_from_statistics
+from study.evaluation import CellResult
+from study.grid import LENGTH_EDGES, Settings
 
 VERDICTS = ("confirmed", "refuted", "unclear")
 _BLEU = BLEU()  # only scores summed statistics: it holds no references

@@ -8,15 +8,14 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-import common
-from study_claims import CLAIMS, Claim, build_evidence, fmt_number
-from study_eval import CellResult
-from study_grid import REPO, TEST_SET, Settings
-from study_plots import save_plots
-
 from seq2seq.corpus import Pair
+from seq2seq.machine import describe_machine
 from seq2seq.report_markdown import markdown_table, with_interval
 from seq2seq.rundir import RunDir
+from study.claims import CLAIMS, Claim, build_evidence, fmt_number
+from study.evaluation import CellResult
+from study.grid import REPO, TEST_SET, Settings
+from study.plots import save_plots
 
 
 def _git_commit() -> str:
@@ -60,7 +59,7 @@ def setup_lines(
         "- One training run (seed) per model: differences smaller than the intervals are noise, "
         "and seed-to-seed variation is not measured.",
         "",
-        f"Reproduce: `python bench/study.py {_budget_flag(s)}` (runs in "
+        f"Reproduce: `python -m study {_budget_flag(s)}` (runs in "
         f"`{_display(s.out)}/runs/`; rerunning skips finished runs and resumes "
         "interrupted ones).",
         "",
@@ -194,7 +193,7 @@ def gradient_lines(
         "## Gradient flow",
         "",
         "How much of the gradient reaches back to each source position (Bengio et al. 1994; "
-        "Pascanu et al. 2013), measured with `seq2seq/gradflow.py` on validation data, for the "
+        "Pascanu et al. 2013), measured with `study/gradflow.py` on validation data, for the "
         "trained weights and for the same model at initialisation (same seed):",
         "",
         f"- *Encoder recurrence*: ||dh_T/dx_t||, the Frobenius norm of the Jacobian of the "
@@ -277,9 +276,9 @@ def write_study(
         "# The study: RNN vs GRU vs LSTM, attention vs none",
         "",
         "Small encoder-decoders trained on real data under one budget each, to check what the "
-        "textbooks say about recurrent cells and attention. Written by `bench/study.py`.",
+        "textbooks say about recurrent cells and attention. Written by `python -m study`.",
         "",
-        *setup_lines(results, s, len(test), machine or common.machine(s.threads)),
+        *setup_lines(results, s, len(test), machine or describe_machine(s.threads)),
         *results_lines(results),
         *curve_lines(images),
         *length_lines(results, images),

@@ -1,14 +1,13 @@
 """What the study trains: the grid of models, the settings they share, and each one's config.
 
-Imported by every study_* module; `bench/study.py` is the command line that runs it.
+Imported by every module of the study; `study.cli` is the command line that runs it.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
-
-import common
 
 from seq2seq.config import (
     AttentionType,
@@ -21,7 +20,10 @@ from seq2seq.config import (
 )
 from seq2seq.corpus import Pair, load_split, normalize_pairs
 
-REPO, TEST_SET = common.REPO, common.TEST_SET
+REPO = Path(__file__).resolve().parents[1]
+TEST_SET = "test_2016_flickr"
+# Multi30k beside the project, as the benchmarks and the tests find it.
+DEFAULT_MIRROR = os.environ.get("MULTI30K_DIR", str(REPO.parent / "shared" / "data" / "multi30k"))
 LENGTH_EDGES = (8, 12, 16)  # source words; Multi30k test: 280 / 443 / 202 / 75 sentences
 
 

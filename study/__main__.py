@@ -1,0 +1,5 @@
+"""python -m study: see `study.cli`."""
+
+from study.cli import main
+
+main()
