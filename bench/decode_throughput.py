@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     src_lang, tgt_lang = translator.language_pair
     sources, _ = common.load_test(args.mirror, src_lang, tgt_lang, args.limit)
     ids, _ = translator.encode(sources)
-    beam_cfg = translator.decode_config(args.beam, 1, None)
+    beam_cfg = translator.decode_config(beam_size=args.beam, nbest=1)
     decode_corpus(model, ids[:8], beam_cfg, "cpu", 8)  # warm-up
 
     ref_ids = ids[: args.reference_limit] if args.reference_limit else ids
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [row(f"reference beam {args.beam} (baseline)", "one at a time", ref_seconds, ref_out)]
     checks, ok = [], True
     for beam in (1, args.beam):
-        cfg = translator.decode_config(beam, 1, None)
+        cfg = translator.decode_config(beam_size=beam, nbest=1)
         for batch in batch_sizes:
             seconds, out = measure(
                 functools.partial(decode_corpus, model, ids, cfg, "cpu", batch), args.repeats

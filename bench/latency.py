@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         args.repeats, args.warmup = 5, 1
     translator = Translator.from_run(args.run, device="cpu")
     ids, _ = translator.encode([args.sentence])
-    beam_cfg = translator.decode_config(args.beam, 1, None)
+    beam_cfg = translator.decode_config(beam_size=args.beam, nbest=1)
     calls: list[tuple[str, Callable[[], object]]] = [
         (
             f"search only, beam {args.beam} (baseline)",
