@@ -117,10 +117,21 @@ class Tokenizer:
 
         The same ``seed`` gives the same segmentations (one thread; SentencePiece's generator).
         """
-        options = {"enable_sampling": True, "alpha": alpha, "nbest_size": nbest_size}
         spm.set_random_generator_seed(seed)
-        src = self.src.encode([s for s, _ in pairs], out_type=int, num_threads=1, **options)
-        tgt = self.tgt.encode([t for _, t in pairs], out_type=int, num_threads=1, **options)
+        src, tgt = (
+            processor.encode(
+                list(sentences),
+                out_type=int,
+                enable_sampling=True,
+                alpha=alpha,
+                nbest_size=nbest_size,
+                num_threads=1,
+            )
+            for processor, sentences in (
+                (self.src, [s for s, _ in pairs]),
+                (self.tgt, [t for _, t in pairs]),
+            )
+        )
         return [list(ids) for ids in src], [list(ids) for ids in tgt]
 
     def decode_tgt(self, ids: Sequence[int]) -> str:
