@@ -438,7 +438,7 @@ def test_a_learner_built_from_a_runs_config_steps_as_the_run_did(tmp_path):
     data, sampler = build_data(Tokenizer.load(run_dir), train_pairs, cfg.train)
     learner = build_learner(cfg, torch.device("cpu"))
     training.train_step(learner, data.collate(sampler.batches(0)[0]), build_grad_scaler(learner))
-    trained = checkpoint.load_state(run_dir / checkpoint.STATE_FILE)["model"]
+    trained = checkpoint.load_state(RunDir(run_dir).state)["model"]
     assert trained.keys() == learner.model.state_dict().keys()
     for name, tensor in learner.model.state_dict().items():
         assert torch.equal(tensor, trained[name]), name
