@@ -35,6 +35,13 @@ DECODE_METHOD_SETTINGS: tuple[str, ...] = get_args(DecodeMethodSetting)
 MAX_LENGTH_PENALTY = 2.0
 
 
+def setting(default: Any, help: str) -> Any:
+    """A config field and what it means: ``seq2seq COMMAND --help`` shows the text (and, for a
+    ``Literal`` type, the choices). Example: ``lr: float = setting(2e-3, "peak learning rate")``.
+    """
+    return field(default=default, metadata={"help": help})
+
+
 def _check_finite(obj: object) -> None:
     """NaN passes every comparison and inf breaks ceil(): refuse both in every float field."""
     for f in fields(obj):  # type: ignore[arg-type]
