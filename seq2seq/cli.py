@@ -24,6 +24,7 @@ from seq2seq.config import (
     DecodeConfig,
     RunConfig,
     build,
+    choices,
     load_yaml,
 )
 from seq2seq.download import DownloadError
@@ -66,17 +67,25 @@ def _parse_value(text: str, default: Any, flag: str) -> Any:
 
 
 def add_config_flags(parser: argparse.ArgumentParser, sections: Sequence[str]) -> None:
+    """A ``--SECTION.FIELD`` flag per config field, with the field's meaning, its default and,
+    for a ``Literal`` type, its choices (``{rnn,gru,lstm}``) from the field itself."""
     defaults = RunConfig()
+    meanings = {f.name: f.metadata.get("help", "") for f in dataclasses.fields(RunConfig)}
     for section in sections:
-        group = parser.add_argument_group(f"{section} settings")
-        for f in dataclasses.fields(getattr(defaults, section)):
-            default = getattr(getattr(defaults, section), f.name)
+        settings = getattr(defaults, section)
+        group = parser.add_argument_group(f"{section} settings", description=meanings[section])
+        for f in dataclasses.fields(settings):
+            default = getattr(settings, f.name)
+            options = choices(type(settings), f.name)
+            metavar = "{" + ",".join(options) + "}" if options else type(default).__name__.upper()
+            meaning = f.metadata.get("help", "")
             group.add_argument(
                 f"--{section}.{f.name}",
                 dest=f"{section}.{f.name}",
-                metavar=type(default).__name__.upper(),
+                metavar=metavar,
                 default=None,
-                help=f"(default: {default!r})",
+                # argparse formats help with %: a literal one must be doubled
+                help=f"{meaning} (default: {default!r})".strip().replace("%", "%%"),
             )
 
 

@@ -1,7 +1,9 @@
 """Configuration as frozen dataclasses: defaults live here, YAML files and CLI flags override them.
 
-Every field is validated in ``__post_init__`` so that a bad value fails at the edge with a message
-that names it, not deep inside a training run.
+Every field carries what it means (`setting`), which ``seq2seq COMMAND --help`` shows with its
+default and, for a ``Literal`` type, its choices (`choices`). Every field is validated in
+``__post_init__`` so that a bad value fails at the edge with a message that names it, not deep
+inside a training run.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, TypeVar, get_args
+from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 CellType = Literal["rnn", "gru", "lstm"]
 AttentionType = Literal["none", "bahdanau", "dot", "general"]
@@ -40,6 +42,19 @@ def setting(default: Any, help: str) -> Any:
     ``Literal`` type, the choices). Example: ``lr: float = setting(2e-3, "peak learning rate")``.
     """
     return field(default=default, metadata={"help": help})
+
+
+def section(settings: type, help: str) -> Any:
+    """A section of `RunConfig` (its defaults: ``settings()``) and what it holds; ``--help``
+    shows the text above the section's flags."""
+    return field(default_factory=settings, metadata={"help": help})
+
+
+def choices(settings: type, name: str) -> tuple[str, ...]:
+    """The values a ``Literal``-typed field of dataclass ``settings`` takes (() for other types),
+    read from its type so that they cannot drift from it."""
+    kind = get_type_hints(settings)[name]
+    return get_args(kind) if get_origin(kind) is Literal else ()
 
 
 def _check_finite(obj: object) -> None:
@@ -73,9 +88,13 @@ def _check_fraction(name: str, value: float, *, closed: bool = False) -> None:
 class CleanConfig:
     """What `corpus.clean_pairs` keeps: lengths are counted in whitespace-separated words."""
 
-    max_words: int = 80
-    max_ratio: float = 3.0  # longer side / shorter side, in words
-    min_words: int = 1
+    max_words: int = setting(80, "drop a training pair with a side of more words than this")
+    max_ratio: float = setting(
+        3.0,
+        "drop a training pair whose longer side has more than this many times the words of "
+        "its shorter side",
+    )
+    min_words: int = setting(1, "drop a training pair with a side of fewer words than this")
 
     def __post_init__(self) -> None:
         _check_finite(self)
@@ -90,11 +109,19 @@ class CleanConfig:
 class SubwordConfig:
     """SentencePiece settings; trained on the training split only."""
 
-    model_type: SubwordType = "unigram"
-    vocab_size: int = 8000
-    joint: bool = True  # one vocabulary for both languages (allows shared embeddings)
-    character_coverage: float = 1.0
-    byte_fallback: bool = True  # unseen characters become bytes, never <unk>
+    model_type: SubwordType = setting(
+        "unigram", "SentencePiece's segmentation: a unigram language model (Kudo 2018) or BPE"
+    )
+    vocab_size: int = setting(8000, "subword pieces per vocabulary")
+    joint: bool = setting(
+        True, "one vocabulary for both languages (what model.share_embeddings needs)"
+    )
+    character_coverage: float = setting(
+        1.0, "share of the training text's characters that get their own piece, in [0, 1]"
+    )
+    byte_fallback: bool = setting(
+        True, "spell characters outside the vocabulary as bytes, so that none becomes <unk>"
+    )
 
     def __post_init__(self) -> None:
         _check_finite(self)
@@ -112,15 +139,23 @@ class DataConfig:
     as ``SRC_PATH,TGT_PATH`` pairs or as one TSV path each.
     """
 
-    corpus: Literal["multi30k", "files"] = "multi30k"
-    src_lang: str = "de"
-    tgt_lang: str = "en"
-    data_dir: str = "data"
-    train: str = ""  # for corpus="files": "src.txt,tgt.txt" or "pairs.tsv"
-    valid: str = ""
-    mirror: str = ""  # Multi30k: another base URL or a local folder
-    max_train_pairs: int = 0  # 0 = all; a slice for quick runs
-    max_valid_pairs: int = 0
+    corpus: Literal["multi30k", "files"] = setting(
+        "multi30k", "multi30k downloads Multi30k task 1; files reads data.train and data.valid"
+    )
+    src_lang: str = setting("de", "source language code, e.g. de")
+    tgt_lang: str = setting("en", "target language code, e.g. en")
+    data_dir: str = setting("data", "folder of the downloaded corpus and of prepare's counts")
+    train: str = setting(
+        "", "training pairs for corpus files: SRC_PATH,TGT_PATH (line-aligned) or one .tsv"
+    )
+    valid: str = setting(
+        "", "validation pairs for corpus files: SRC_PATH,TGT_PATH (line-aligned) or one .tsv"
+    )
+    mirror: str = setting("", "fetch Multi30k from this base URL or local folder instead")
+    max_train_pairs: int = setting(
+        0, "train on the first N cleaned pairs only, for quick runs; 0 = all"
+    )
+    max_valid_pairs: int = setting(0, "validate on the first N pairs only; 0 = all")
 
     def __post_init__(self) -> None:
         _check_finite(self)
@@ -137,19 +172,38 @@ class DataConfig:
 class ModelConfig:
     """Hyperparameters of `model.Seq2Seq`; saved in every checkpoint and used to rebuild it."""
 
-    cell: CellType = "gru"
-    attention: AttentionType = "bahdanau"
-    embed_size: int = 256
-    hidden_size: int = 512  # decoder; a bidirectional encoder uses hidden_size // 2 per direction
-    num_layers: int = 1
-    bidirectional: bool = True
-    dropout: float = 0.3
-    embed_dropout: float = 0.0  # drops whole word embeddings (Gal & Ghahramani 2016)
-    input_feeding: bool = True  # Luong et al. 2015, §3.3
-    tie_embeddings: bool = True  # output layer shares the target embedding matrix
-    share_embeddings: bool = True  # source and target share one matrix (joint vocabulary only)
-    src_vocab_size: int = 8000
-    tgt_vocab_size: int = 8000
+    cell: CellType = setting(
+        "gru", "recurrent cell of encoder and decoder: tanh RNN (Elman), GRU or LSTM"
+    )
+    attention: AttentionType = setting(
+        "bahdanau",
+        "how the decoder looks at the source: none (the encoder's final state only, a "
+        "baseline), bahdanau (additive, Bahdanau et al. 2015), dot or general (multiplicative, "
+        "Luong et al. 2015)",
+    )
+    embed_size: int = setting(256, "width of the word embeddings")
+    hidden_size: int = setting(
+        512, "width of the decoder state; a bidirectional encoder has half of it per direction"
+    )
+    num_layers: int = setting(1, "stacked RNN layers in the encoder and in the decoder")
+    bidirectional: bool = setting(True, "the encoder reads the source in both directions")
+    dropout: float = setting(
+        0.3, "dropout rate of the embeddings, RNN outputs and output layer, in [0, 1)"
+    )
+    embed_dropout: float = setting(
+        0.0, "probability of dropping a whole word's embedding (Gal & Ghahramani 2016), in [0, 1)"
+    )
+    input_feeding: bool = setting(
+        True, "feed the last attentional vector into the next step (Luong et al. 2015, §3.3)"
+    )
+    tie_embeddings: bool = setting(
+        True, "the output layer shares the target embedding matrix (Press & Wolf 2017)"
+    )
+    share_embeddings: bool = setting(
+        True, "source and target share one embedding matrix (joint vocabulary only)"
+    )
+    src_vocab_size: int = setting(8000, "source vocabulary size; set from the tokenizer")
+    tgt_vocab_size: int = setting(8000, "target vocabulary size; set from the tokenizer")
 
     def __post_init__(self) -> None:
         _check_finite(self)
@@ -194,32 +248,57 @@ def _check_run_name(name: str) -> None:
 class TrainConfig:
     """The training loop's policy: optimisation, batching, validation, stopping."""
 
-    name: str = "run"
-    out_dir: str = "checkpoints"
-    seed: int = 1
-    max_tokens: int = 3000  # per batch and process: sentences x longest side, padded (fairseq)
-    max_epochs: int = 30
-    max_steps: int = 0  # 0 = no limit
-    max_minutes: float = 0.0  # 0 = no limit; wall-clock budget
-    lr: float = 2e-3
-    weight_decay: float = 0.0
-    lr_patience: int = 2  # validations without BLEU gain before the lr is reduced
-    lr_factor: float = 0.5
-    min_lr: float = 1e-5
-    warmup_steps: int = 0
-    clip_norm: float = 1.0
-    label_smoothing: float = 0.1
-    teacher_forcing: float = 1.0  # probability of feeding the gold token (< 1: scheduled sampling)
-    valid_every: int = 0  # steps; 0 = once per epoch
-    checkpoint_every: int = 500  # steps between resumable checkpoints
-    log_every: int = 50
-    patience: int = 5  # validations without BLEU gain before stopping
-    valid_max_pairs: int = 0  # 0 = the whole validation set for BLEU
-    valid_beam: int = 1
-    threads: int = 0  # torch intra-op threads; 0 = leave torch's default
-    device: str = "auto"  # auto | cpu | cuda
-    amp: bool = True  # mixed precision (GPU only)
-    progress: Literal["auto", "bar", "log"] = "auto"
+    name: str = setting("run", "the run's folder name, inside out_dir")
+    out_dir: str = setting("checkpoints", "folder that holds the run folders")
+    seed: int = setting(1, "seed of the initial weights, the batch order and dropout")
+    max_tokens: int = setting(
+        3000,
+        "tokens per batch and process: sentences x longest side, padding included (as fairseq)",
+    )
+    max_epochs: int = setting(30, "stop after this many passes over the training data")
+    max_steps: int = setting(0, "stop after this many optimiser steps; 0 = no limit")
+    max_minutes: float = setting(0.0, "stop after this many minutes of training; 0 = no limit")
+    lr: float = setting(2e-3, "Adam's learning rate (the peak, after any warm-up)")
+    weight_decay: float = setting(0.0, "Adam's L2 penalty on the weights")
+    lr_patience: int = setting(
+        2, "validations without a BLEU gain before the learning rate is reduced"
+    )
+    lr_factor: float = setting(
+        0.5, "the learning rate is multiplied by this when reduced, in [0, 1)"
+    )
+    min_lr: float = setting(1e-5, "the learning rate is never reduced below this")
+    warmup_steps: int = setting(
+        0, "raise the learning rate linearly from 0 over this many steps; 0 = no warm-up"
+    )
+    clip_norm: float = setting(
+        1.0, "clip the gradients' global norm to this before each step; 0 = no clipping"
+    )
+    label_smoothing: float = setting(
+        0.1, "probability mass spread over the vocabulary in the loss, in [0, 1)"
+    )
+    teacher_forcing: float = setting(
+        1.0,
+        "probability of feeding the reference token rather than the model's own (below 1: "
+        "scheduled sampling), in [0, 1]",
+    )
+    valid_every: int = setting(0, "steps between validations; 0 = once per epoch")
+    checkpoint_every: int = setting(
+        500, "steps between resumable checkpoints (at most this many are lost to a crash)"
+    )
+    log_every: int = setting(50, "steps between log lines")
+    patience: int = setting(
+        5, "stop after this many validations without a BLEU gain; 0 = never stop early"
+    )
+    valid_max_pairs: int = setting(
+        0, "validation pairs translated for BLEU; 0 = the whole validation set"
+    )
+    valid_beam: int = setting(1, "beam size of validation's translations; 1 = greedy")
+    threads: int = setting(0, "torch's intra-op threads; 0 = torch's default")
+    device: str = setting("auto", "auto (CUDA if available), cpu or cuda")
+    amp: bool = setting(True, "mixed precision (float16) on a GPU; ignored on a CPU")
+    progress: Literal["auto", "bar", "log"] = setting(
+        "auto", "a progress bar, log lines, or auto: a bar on a terminal, log lines otherwise"
+    )
 
     def __post_init__(self) -> None:
         _check_finite(self)
@@ -251,24 +330,42 @@ class TrainConfig:
 class DecodeConfig:
     """How `search` turns a model into output ids: which method, and its settings."""
 
-    method: DecodeMethodSetting = "auto"  # greedy | beam | sample; auto: beam if beam_size > 1
-    beam_size: int = 5
-    nbest: int = 1  # hypotheses returned per sentence, best first
-    length_penalty: float = 1.0  # GNMT alpha; 0 = raw log-probability
-    max_length_ratio: float = 2.0  # output may be this many times the source length ...
-    max_length_offset: int = 10  # ... plus this many tokens
-    # Beam: stop a sentence at beam_size finished hypotheses (fairseq, GNMT), or, if exhaustive,
-    # only once no active hypothesis could still beat them (exact, but with a length penalty it
-    # usually runs to the length limit).
-    exhaustive: bool = False
-    # Sampling: each token is drawn from the model's distribution, divided by the temperature
-    # (< 1 sharper, > 1 flatter), then cut to the top_k likeliest tokens (0 = all) and to the
-    # smallest set whose probability reaches top_p (nucleus sampling, Holtzman et al. 2020).
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
-    num_samples: int = 1  # samples drawn per sentence; nbest of them are returned
-    seed: int = 0  # samples are reproducible: the same seed and input give the same samples
+    method: DecodeMethodSetting = setting(
+        "auto",
+        "greedy search, beam search or random sampling; auto: beam search if beam_size > 1, "
+        "else greedy",
+    )
+    beam_size: int = setting(5, "hypotheses kept per sentence in beam search")
+    nbest: int = setting(1, "hypotheses returned per sentence, best first")
+    length_penalty: float = setting(
+        1.0,
+        "GNMT's alpha (Wu et al. 2016, §7): scores are divided by ((5 + length) / 6) ** alpha; "
+        f"0 = raw log-probability; in [0, {MAX_LENGTH_PENALTY:g}]",
+    )
+    max_length_ratio: float = setting(
+        2.0, "an output has at most this many times its source's tokens, plus max_length_offset"
+    )
+    max_length_offset: int = setting(
+        10, "tokens an output may have beyond max_length_ratio times its source's"
+    )
+    # Stopping at beam_size finished hypotheses is what fairseq and GNMT do; the exact stop is
+    # kept for comparison, since with a length penalty it usually runs to the length limit.
+    exhaustive: bool = setting(
+        False,
+        "beam search: stop a sentence only once no active hypothesis can beat its finished "
+        "ones, rather than at beam_size finished ones",
+    )
+    temperature: float = setting(
+        1.0, "sampling: divide the log-probabilities by this; below 1 sharper, above 1 flatter"
+    )
+    top_k: int = setting(0, "sampling: draw from the K likeliest tokens only; 0 = all")
+    top_p: float = setting(
+        1.0,
+        "sampling: draw from the smallest set of likeliest tokens whose probability reaches P "
+        "(nucleus sampling, Holtzman et al. 2020), in (0, 1]",
+    )
+    num_samples: int = setting(1, "sampling: outputs drawn per sentence; nbest of them returned")
+    seed: int = setting(0, "sampling: the same seed and input give the same samples")
 
     def __post_init__(self) -> None:
         _check_finite(self)
@@ -338,12 +435,18 @@ class DecodeConfig:
 class RunConfig:
     """Everything a run needs; saved in its run directory (`RunDir.config`)."""
 
-    data: DataConfig = field(default_factory=DataConfig)
-    clean: CleanConfig = field(default_factory=CleanConfig)
-    subword: SubwordConfig = field(default_factory=SubwordConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    data: DataConfig = section(DataConfig, "where the parallel text comes from")
+    clean: CleanConfig = section(
+        CleanConfig, "which training pairs are kept (lengths in whitespace-separated words)"
+    )
+    subword: SubwordConfig = section(SubwordConfig, "the SentencePiece vocabulary")
+    model: ModelConfig = section(ModelConfig, "the encoder-decoder's architecture")
+    train: TrainConfig = section(
+        TrainConfig, "the training loop: optimisation, batching, validation, stopping"
+    )
+    decode: DecodeConfig = section(
+        DecodeConfig, "how translate and evaluate decode by default (their flags change it)"
+    )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
