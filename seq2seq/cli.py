@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.metadata
 import json
 import math
 import os
@@ -52,6 +53,17 @@ RANGED_DECODE_FIELDS = ("length_penalty", "temperature", "top_k", "top_p", "seed
 # What a user can cause and fix (bad values, missing or damaged files, no network): one line
 # on stderr. Anything else is a bug and keeps its traceback.
 EXPECTED_ERRORS = (ValueError, OSError, DownloadError)
+
+
+def package_version() -> str:
+    """The installed package's version; `seq2seq.__version__` when run from a source tree that
+    is not installed."""
+    try:
+        return importlib.metadata.version("seq2seq")
+    except importlib.metadata.PackageNotFoundError:
+        from seq2seq import __version__
+
+        return __version__
 
 
 def _parse_value(text: str, default: Any, flag: str) -> Any:
@@ -351,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="seq2seq",
         description="RNN encoder-decoder translation: prepare, train, translate, evaluate.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(

@@ -1,10 +1,11 @@
 """What the command line says about itself: every setting's meaning, default and choices in
-``--help``, and a line for every subcommand."""
+``--help``, a line for every subcommand, and ``--version``."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.metadata
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from typing import Literal, get_args, get_origin, get_type_hints
 
 import pytest
 
+import seq2seq
 from seq2seq.cli import SECTIONS, build_parser, main
 from seq2seq.config import ModelConfig, RunConfig
 
@@ -114,3 +116,21 @@ def test_every_subcommand_has_a_one_line_description(capsys):
     for command, line in described.items():
         assert line and "\n" not in line, command
         assert squeeze(f"{command} {line}") in overview
+
+
+def test_version_is_the_installed_package_version(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.strip() == f"seq2seq {importlib.metadata.version('seq2seq')}"
+
+
+def test_version_without_an_installed_package_is_the_source_tree_version(monkeypatch, capsys):
+    def not_installed(name: str) -> str:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    monkeypatch.setattr(seq2seq, "__version__", "9.8.7")
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.strip() == "seq2seq 9.8.7"
