@@ -1,8 +1,9 @@
-"""Command line: `seq2seq prepare | train | translate | evaluate`.
+"""Command line: `seq2seq prepare | train | translate | evaluate`, and ``--version``.
 
-Parses arguments into the config dataclasses and calls one function; no logic of its own.
-Config flags are built from the dataclass fields as ``--SECTION.FIELD VALUE`` (for example
-``--model.cell lstm --train.lr 1e-3``); a YAML file given with ``--config`` is applied first.
+Parses arguments into the config dataclasses and calls the module that owns the job; no logic of
+its own. Config flags are built from the dataclass fields as ``--SECTION.FIELD VALUE`` (for
+example ``--model.cell lstm --train.lr 1e-3``), each with the field's help text, default and
+choices; a YAML file given with ``--config`` is applied first.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib.metadata
-import json
-import math
 import os
 import sys
 from collections.abc import Sequence
@@ -21,7 +20,6 @@ from typing import Any
 from seq2seq.config import (
     DECODE_METHODS,
     MAX_LENGTH_PENALTY,
-    DataConfig,
     DecodeConfig,
     RunConfig,
     build,
@@ -128,29 +126,10 @@ def config_from_args(
 
 
 def cmd_prepare(args: argparse.Namespace) -> None:
-    from seq2seq.corpus import clean_pairs, load_split, normalize_pairs
+    from seq2seq.corpus import prepare_corpus
 
     cfg = config_from_args(args, ("data", "clean"))
-    splits = args.splits or ["train", "val"]
-    summary: dict[str, Any] = {
-        "data": dataclasses.asdict(cfg.data),
-        "clean": dataclasses.asdict(cfg.clean),
-    }
-    for split in splits:
-        pairs = load_split(cfg.data, split)
-        if split == "train":
-            _, stats = clean_pairs(pairs, cfg.clean)
-            summary["train"] = stats.to_dict()
-            print(f"train: {stats.summary()}")
-        else:
-            summary[split] = {"total": len(normalize_pairs(pairs))}
-            print(f"{split}: {len(pairs)} pairs (normalised, none dropped)")
-    out = (
-        Path(cfg.data.data_dir)
-        / f"{cfg.data.corpus}-{cfg.data.src_lang}-{cfg.data.tgt_lang}.clean.json"
-    )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    out = prepare_corpus(cfg.data, cfg.clean, args.splits or ["train", "val"])
     print(f"counts saved to {out}")
 
 
@@ -207,23 +186,13 @@ def check_output_file(path: Path) -> None:
         raise SystemExit(f"error: --output folder {folder} is not writable")
 
 
-def format_translations(results: list[Any], nbest: int) -> str:
-    """The output text: a line per input line, or with ``nbest`` > 1 exactly ``nbest`` lines
-    ``INDEX<TAB>SCORE<TAB>TEXT`` per input line (INDEX from 0), best first; a slot without a
-    hypothesis (blank or refused input) has score -inf and no text."""
-    if nbest == 1:
-        return "".join(result.text + "\n" for result in results)
-    rows: list[str] = []
-    for index, result in enumerate(results):
-        slots = [*result.nbest, *[("", -math.inf)] * (nbest - len(result.nbest))]
-        rows.extend(f"{index}\t{score:.4f}\t{text}\n" for text, score in slots[:nbest])
-    return "".join(rows)
-
-
 def cmd_translate(args: argparse.Namespace) -> None:
-    from seq2seq.checkpoint import write_text_atomically
-    from seq2seq.corpus import read_text_lines
-    from seq2seq.translate import Translator
+    from seq2seq.translate import (
+        Translator,
+        format_translations,
+        translate_lines,
+        write_translations,
+    )
 
     check_decoding_args(args)
     output = Path(args.output) if args.output else None
@@ -234,50 +203,40 @@ def cmd_translate(args: argparse.Namespace) -> None:
         decode = translator.decode_config(**decode_changes(args))
     except ValueError as err:  # a combination, such as --nbest above the run's beam size
         raise SystemExit(f"error: the run's decoding settings with these flags: {err}") from None
-    lines, read_errors = read_text_lines(args.input if args.input else sys.stdin.buffer)
-    results = translator.translate(
-        lines, decode=decode, batch_size=args.batch_size, skip_invalid=True
+    done = translate_lines(
+        translator, args.input or sys.stdin.buffer, decode, batch_size=args.batch_size
     )
-    for number, (result, read_error) in enumerate(zip(results, read_errors, strict=True), 1):
-        error = read_error or result.error
-        if error:
-            print(f"warning: line {number} not translated: {error}", file=sys.stderr)
-    text = format_translations(results, args.nbest)
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        # Written only now, through a temporary file: a failure above leaves an existing file
-        # (the --input file too, when both are the same path) as it was.
-        write_text_atomically(output, text)
+    for warning in done.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    write_translations(format_translations(done.results, args.nbest), output)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from seq2seq.corpus import load_split, read_lines
-    from seq2seq.evaluate import evaluate_translator
+    from seq2seq.corpus import read_lines
+    from seq2seq.evaluate import (
+        default_report_dir,
+        evaluate_translator,
+        read_test_files,
+        read_test_set,
+        summary_lines,
+    )
     from seq2seq.translate import Translator
 
     check_decoding_args(args)
     translator = Translator.from_run(args.checkpoint, device=args.device, quantize=args.int8)
     if args.test_set:
-        src_lang, tgt_lang = translator.language_pair
-        data = DataConfig(
-            src_lang=src_lang, tgt_lang=tgt_lang, data_dir=args.data_dir, mirror=args.mirror
+        sources, references = read_test_set(
+            translator.language_pair, args.test_set, args.data_dir, args.mirror
         )
-        pairs = load_split(data, args.test_set)
-        sources, references = [s for s, _ in pairs], [t for _, t in pairs]
     elif args.src and args.ref:
-        sources, references = read_lines(args.src), read_lines(args.ref)
-        if len(sources) != len(references):
-            raise SystemExit(
-                f"error: {args.src} has {len(sources)} lines but {args.ref} has {len(references)}"
-            )
+        sources, references = read_test_files(args.src, args.ref)
     else:
         raise SystemExit("error: give --src and --ref, or --test-set NAME")
     compare = read_lines(args.compare) if args.compare else None
     report_dir = (
         Path(args.report_dir)
         if args.report_dir
-        else RunDir(Path(args.checkpoint)).report(args.test_set or "custom").root
+        else default_report_dir(args.checkpoint, args.test_set)
     )
     decode = translator.decode_config(
         beam_size=args.beam, nbest=1, length_penalty=args.length_penalty
@@ -293,11 +252,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         compare_hyps=compare,
         n_bootstrap=args.bootstrap,
     )
-    print(f"report written to {ReportDir(report_dir).markdown}")
-    for system in report["systems"]:
-        bleu, chrf = system["scores"]["bleu"], system["scores"]["chrf"]
-        print(f"{system['name']}: BLEU {bleu['score']:.2f} chrF {chrf['score']:.2f}")
-    print(report["systems"][-1]["scores"]["bleu"]["signature"])
+    print("\n".join(summary_lines(report, report_dir)))
 
 
 def _add_decoding_flags(parser: argparse.ArgumentParser) -> None:

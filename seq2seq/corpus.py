@@ -2,20 +2,22 @@
 
 Pipeline order: fetch Multi30k (`download.multi30k_pair`) or read your files (`read_pairs`), then
 `clean_pairs` for training data and `normalize_pairs` for validation and test data, which must keep
-every line so that scores stay comparable with published ones.
+every line so that scores stay comparable with published ones. `prepare_corpus` (``seq2seq
+prepare``) runs that pipeline once ahead of training and saves its counts.
 """
 
 from __future__ import annotations
 
 import gzip
 import io
+import json
 import logging
 import unicodedata
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from seq2seq.config import CleanConfig, DataConfig
 from seq2seq.download import multi30k_pair
@@ -250,3 +252,37 @@ def load_splits(data: DataConfig, clean: CleanConfig) -> tuple[list[Pair], list[
     if not train:
         raise ValueError(f"no training pairs left after cleaning ({stats.summary()})")
     return train, valid, stats
+
+
+def counts_path(data: DataConfig) -> Path:
+    """Where `prepare_corpus` saves its counts: ``DATA_DIR/CORPUS-SRC-TGT.clean.json``."""
+    return Path(data.data_dir) / f"{data.corpus}-{data.src_lang}-{data.tgt_lang}.clean.json"
+
+
+def prepare_corpus(
+    data: DataConfig,
+    clean: CleanConfig,
+    splits: Sequence[str],
+    say: Callable[[str], None] = print,
+) -> Path:
+    """Fetch (Multi30k, checked) or read each split, clean the training split and normalise the
+    others; ``say`` a line per split as it is done, and save the settings and counts as JSON.
+
+    Returns:
+        The JSON file (`counts_path`): ``data`` and ``clean`` settings, `CleanStats` of "train",
+        ``{"total": N}`` of every other split.
+    """
+    summary: dict[str, Any] = {"data": asdict(data), "clean": asdict(clean)}
+    for split in splits:
+        pairs = load_split(data, split)
+        if split == "train":
+            _, stats = clean_pairs(pairs, clean)
+            summary["train"] = stats.to_dict()
+            say(f"train: {stats.summary()}")
+        else:
+            summary[split] = {"total": len(normalize_pairs(pairs))}
+            say(f"{split}: {len(pairs)} pairs (normalised, none dropped)")
+    out = counts_path(data)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    return out

@@ -1,5 +1,6 @@
-"""Evaluate a translator on a test set: decode greedily and with beam search, time both, score them,
-and write a report with attention plots and the hypotheses.
+"""Evaluate a translator on a test set: read the test set (`read_test_set`, `read_test_files`),
+decode greedily and with beam search, time both, score them, write a report with attention plots
+and the hypotheses, and sum it up in a few lines (`summary_lines`).
 
 The translator is anything that satisfies `TranslatorLike` (`seq2seq.translate.Translator` does),
 so this module does not depend on the model.
@@ -14,10 +15,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from seq2seq.config import DataConfig
+from seq2seq.corpus import load_split, read_lines
 from seq2seq.report import AttentionExample, SystemRun, build_report, write_report
-from seq2seq.rundir import ReportDir
+from seq2seq.rundir import ReportDir, RunDir
 
 ATTENTION_MAX_WORDS = 25  # longer sentences make unreadable heatmaps
+# A run's report folder (`RunDir.report`) for a test set read from the user's own files
+CUSTOM_TEST_SET = "custom"
 
 
 class TranslationLike(Protocol):
@@ -49,6 +54,31 @@ class TranslatorLike(Protocol):
     def perplexity(self, sources: list[str], references: list[str]) -> float: ...
 
     def describe(self) -> dict[str, Any]: ...
+
+
+def read_test_set(
+    language_pair: tuple[str, str], test_set: str, data_dir: str | Path = "data", mirror: str = ""
+) -> tuple[list[str], list[str]]:
+    """Sources and references of a Multi30k split (e.g. test_2016_flickr) in ``language_pair``,
+    from the cache in ``data_dir`` or fetched and checked as `seq2seq prepare` does."""
+    src_lang, tgt_lang = language_pair
+    data = DataConfig(src_lang=src_lang, tgt_lang=tgt_lang, data_dir=str(data_dir), mirror=mirror)
+    pairs = load_split(data, test_set)
+    return [src for src, _ in pairs], [tgt for _, tgt in pairs]
+
+
+def read_test_files(src: str | Path, ref: str | Path) -> tuple[list[str], list[str]]:
+    """Sources and references from line-aligned files; ValueError if their lengths differ."""
+    sources, references = read_lines(src), read_lines(ref)
+    if len(sources) != len(references):
+        raise ValueError(f"{src} has {len(sources)} lines but {ref} has {len(references)}")
+    return sources, references
+
+
+def default_report_dir(run_dir: str | Path, test_set: str | None) -> Path:
+    """Where a run's evaluation goes unless told: its report folder for ``test_set``, or for
+    `CUSTOM_TEST_SET` when the test set came from the user's files (None)."""
+    return RunDir(Path(run_dir)).report(test_set or CUSTOM_TEST_SET).root
 
 
 def decode_timed(
@@ -184,3 +214,14 @@ def evaluate_translator(
     )
     write_report(report, report_dir, examples)
     return report
+
+
+def summary_lines(report: dict[str, Any], report_dir: Path) -> list[str]:
+    """What `seq2seq evaluate` prints: where the report is, each system's BLEU and chrF, and
+    sacreBLEU's signature of the primary system's BLEU."""
+    lines = [f"report written to {ReportDir(report_dir).markdown}"]
+    for system in report["systems"]:
+        bleu, chrf = system["scores"]["bleu"], system["scores"]["chrf"]
+        lines.append(f"{system['name']}: BLEU {bleu['score']:.2f} chrF {chrf['score']:.2f}")
+    lines.append(report["systems"][-1]["scores"]["bleu"]["signature"])
+    return lines

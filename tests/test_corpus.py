@@ -1,20 +1,24 @@
-"""Tests for seq2seq.corpus: readers of parallel text and counted cleaning."""
+"""Tests for seq2seq.corpus: readers of parallel text, counted cleaning, and prepare."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import io
+import json
 import os
 from pathlib import Path
 
 import pytest
 
-from seq2seq.config import CleanConfig
+from seq2seq.config import CleanConfig, DataConfig
 from seq2seq.corpus import (
     CleanStats,
     clean_pairs,
+    counts_path,
     normalize,
     normalize_pairs,
+    prepare_corpus,
     read_lines,
     read_pairs,
     read_parallel_files,
@@ -180,3 +184,33 @@ def test_normalize_composes_and_collapses_whitespace():
 def test_normalize_pairs_never_drops():
     pairs = [("", "x"), ("e\u0301  e", "a" * 500)]
     assert normalize_pairs(pairs) == [("", "x"), ("\u00e9 e", "a" * 500)]
+
+
+# --- prepare --------------------------------------------------------------------------------------
+
+
+def test_prepare_saves_settings_and_counts_per_split_and_says_each(tmp_path):
+    (tmp_path / "train.tsv").write_text(
+        "ein Hund\ta dog\nein\t\nzwei große Hunde laufen\ttwo\ndrei Katzen\tthree cats\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "dev.src").write_text("eins\n \n", encoding="utf-8")
+    (tmp_path / "dev.tgt").write_text("one\n \n", encoding="utf-8")
+    data = DataConfig(
+        corpus="files",
+        data_dir=str(tmp_path / "out"),
+        train=str(tmp_path / "train.tsv"),
+        valid=f"{tmp_path / 'dev.src'},{tmp_path / 'dev.tgt'}",
+    )
+    clean = CleanConfig(max_ratio=2.0)
+    said: list[str] = []
+    saved = prepare_corpus(data, clean, ["train", "val"], say=said.append)
+
+    assert saved == counts_path(data) == tmp_path / "out" / "files-de-en.clean.json"
+    summary = json.loads(saved.read_text(encoding="utf-8"))
+    assert summary["data"] == dataclasses.asdict(data)
+    assert summary["clean"] == dataclasses.asdict(clean)
+    train_stats = CleanStats(total=4, kept=2, dropped_empty=1, dropped_ratio=1)
+    assert summary["train"] == train_stats.to_dict()
+    assert summary["val"] == {"total": 2}  # validation keeps every line, blank ones too
+    assert said == [f"train: {train_stats.summary()}", "val: 2 pairs (normalised, none dropped)"]
