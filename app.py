@@ -29,7 +29,8 @@ long decoding took. "sample" draws with the page's sampling settings (temperatur
 seed: at first the first model's saved ones), which the page's controls change.
 Bad input (empty text, a line over the length limit, too many lines, an unknown model or mode,
 a beam size or length penalty that is not a number in its range) raises
-``gradio_client.exceptions.AppError`` with a readable message.
+``gradio_client.exceptions.AppError`` with a readable message; on the page it also clears the
+previous request's timing line and attention plot.
 """
 
 from __future__ import annotations
@@ -318,6 +319,12 @@ def draw_attention(attention: dict[str, Any] | None) -> Figure | None:
     return plot_attention(AttentionExample(**attention))
 
 
+def cleared_results() -> tuple[str, None, None]:
+    """After a failed request: no timing line, no stored attention, no plot (the previous
+    request's would describe a translation that is not the one asked for)."""
+    return "", None, None
+
+
 # ---------------------------------------------------------------------------------------------
 # Examples and the About tab
 
@@ -578,6 +585,7 @@ def build_demo(translators: dict[str, Translator]) -> gr.Blocks:
             preprocess=False,
         )
         event.success(draw_attention, attention, plot, api_visibility="private")
+        event.failure(cleared_results, None, [timing, attention, plot], api_visibility="private")
 
         def switch_model(name: str) -> list[Any]:
             translator = pick_translator(translators, name)

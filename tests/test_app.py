@@ -19,6 +19,7 @@ import pytest
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
+from gradio.state_holder import SessionState  # noqa: E402
 from gradio_client import Client  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
@@ -251,6 +252,42 @@ def test_heatmap_is_a_figure(translators: dict[str, Any]) -> None:
     *_, attention = app.run_translation(translators, "Ein Hund läuft.", MODEL, "greedy", 1, 1.0)
     assert isinstance(app.draw_attention(attention), Figure)
     assert app.draw_attention(None) is None
+
+
+def test_a_failed_request_clears_the_previous_timing_and_attention(
+    translators: dict[str, Any],
+) -> None:
+    """As the page runs it: a translation fills the timing line and the plot; the next request
+    fails, and what Gradio runs on that failure empties both."""
+    demo = app.build_demo(translators)
+    [translate] = [fn for fn in demo.fns.values() if fn.api_name == "translate"]
+    session = SessionState(demo)  # where the page's gr.State values live between events
+
+    def run(fn: Any, *inputs: Any) -> dict[int, Any]:
+        """``fn``'s outputs by block id, as the server computes them for this session."""
+        result = asyncio.run(demo.process_api(fn, list(inputs), state=session))
+        return {b._id: value for b, value in zip(fn.outputs, result["data"], strict=True)}
+
+    def chained(on_failure: bool) -> Any:
+        [fn] = [
+            fn
+            for fn in demo.fns.values()
+            if fn.trigger_after == translate._id and fn.trigger_only_on_failure == on_failure
+        ]
+        return fn
+
+    timing, plot = block(demo, elem_id="timing"), block(demo, elem_id="attention")
+    [attention] = [b for b in translate.outputs if isinstance(b, gr.State)]
+    shown = run(translate, "Ein Hund läuft.", MODEL, "beam", 2, 1.0, None)
+    assert "ms" in shown[timing._id] and session[attention._id]
+    drawn = run(chained(on_failure=False), None)
+    assert drawn[plot._id] is not None
+
+    with pytest.raises(gr.Error, match="Please enter a sentence"):
+        run(translate, "  ", MODEL, "beam", 2, 1.0, None)
+    cleared = run(chained(on_failure=True))
+    assert not cleared[timing._id] and cleared[plot._id] is None
+    assert session[attention._id] is None
 
 
 def test_page_with_two_models_builds(translators: dict[str, Any]) -> None:

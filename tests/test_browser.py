@@ -230,3 +230,15 @@ def test_sample_mode_in_the_browser(page: Page) -> None:
     output = page.input_value("#output textarea")
     assert [(line, rank) for line, rank, _, _ in rows] == [("1", "1"), ("1", "2"), ("1", "3")]
     assert output and all(text == output for _, _, text, _ in rows), rows
+
+
+def test_a_failed_request_clears_the_timing_line_and_the_heatmap(page: Page) -> None:
+    translate_and_wait(page, "Ein Hund läuft über die Wiese.")
+    page.wait_for_function(HEATMAP_DRAWN, timeout=60_000)
+    page.fill("#source textarea", "")
+    page.click("#translate")
+    page.wait_for_selector("text=Please enter a sentence to translate.", timeout=30_000)
+    page.wait_for_function(
+        "() => document.querySelector('#timing').innerText.trim() === ''", timeout=30_000
+    )
+    page.wait_for_function(f"() => !({HEATMAP_DRAWN})()", timeout=30_000)
