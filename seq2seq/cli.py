@@ -198,7 +198,7 @@ def cmd_translate(args: argparse.Namespace) -> None:
     output = Path(args.output) if args.output else None
     if output is not None:
         check_output_file(output)
-    translator = Translator.from_run(args.checkpoint, device=args.device, quantize=args.int8)
+    translator = Translator.from_runs(args.checkpoint, device=args.device, quantize=args.int8)
     try:
         decode = translator.decode_config(**decode_changes(args))
     except ValueError as err:  # a combination, such as --nbest above the run's beam size
@@ -223,7 +223,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from seq2seq.translate import Translator
 
     check_decoding_args(args)
-    translator = Translator.from_run(args.checkpoint, device=args.device, quantize=args.int8)
+    if len(args.checkpoint) > 1 and not args.report_dir:
+        raise SystemExit(
+            "error: an ensemble of several --checkpoint runs has no run directory of its own to "
+            "write its report into; give --report-dir"
+        )
+    translator = Translator.from_runs(args.checkpoint, device=args.device, quantize=args.int8)
     if args.test_set:
         sources, references = read_test_set(
             translator.language_pair, args.test_set, args.data_dir, args.mirror
@@ -236,7 +241,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     report_dir = (
         Path(args.report_dir)
         if args.report_dir
-        else default_report_dir(args.checkpoint, args.test_set)
+        else default_report_dir(args.checkpoint[0], args.test_set)
     )
     decode = translator.decode_config(
         beam_size=args.beam, nbest=1, length_penalty=args.length_penalty
@@ -256,7 +261,14 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 def _add_decoding_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="run directory (checkpoints/NAME)")
+    parser.add_argument(
+        "--checkpoint",
+        action="append",
+        required=True,
+        help="run directory (checkpoints/NAME) or ensemble folder; repeat it to decode several "
+        "runs as one ensemble (they must share one SentencePiece model; the first run's decoding "
+        "settings are the defaults)",
+    )
     parser.add_argument(
         "--beam",
         type=int,
@@ -398,7 +410,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--test-set", help="a Multi30k split instead, e.g. test_2016_flickr")
     evaluate.add_argument("--data-dir", default="data", help="Multi30k cache root (default data)")
     evaluate.add_argument("--mirror", default="", help="Multi30k mirror: URL or folder")
-    evaluate.add_argument("--report-dir", help=f"default: CHECKPOINT/{RunDir.EVAL_DIR}/TEST_SET")
+    evaluate.add_argument(
+        "--report-dir",
+        help=f"default: CHECKPOINT/{RunDir.EVAL_DIR}/TEST_SET; needed with several --checkpoint",
+    )
     evaluate.add_argument("--compare", help="another system's output: adds a paired test")
     evaluate.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     evaluate.set_defaults(func=cmd_evaluate)
