@@ -187,12 +187,8 @@ def check_output_file(path: Path) -> None:
 
 
 def cmd_translate(args: argparse.Namespace) -> None:
-    from seq2seq.translate import (
-        Translator,
-        format_translations,
-        translate_lines,
-        write_translations,
-    )
+    from seq2seq.translate import Translator
+    from seq2seq.translate_io import format_translations, translate_lines, write_translations
 
     check_decoding_args(args)
     output = Path(args.output) if args.output else None

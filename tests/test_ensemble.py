@@ -18,7 +18,7 @@ from test_search import batch, load_reference
 from test_train import reverse_task, train_on_task
 
 from seq2seq import checkpoint
-from seq2seq.cli import format_translations, main
+from seq2seq.cli import main
 from seq2seq.config import DecodeConfig, ModelConfig
 from seq2seq.corpus import read_lines
 from seq2seq.ensemble import Ensemble
@@ -27,6 +27,7 @@ from seq2seq.rundir import ReportDir, RunDir
 from seq2seq.search import Hypothesis, beam_search, greedy_search
 from seq2seq.tokenizer import Tokenizer
 from seq2seq.translate import Translation, Translator
+from seq2seq.translate_io import format_translations
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
