@@ -97,6 +97,21 @@ class SubwordConfig:
     joint: bool = True  # one vocabulary for both languages (allows shared embeddings)
     character_coverage: float = 1.0
     byte_fallback: bool = True  # unseen characters become bytes, never <unk>
+    # How the training sentences are segmented: training policy, not the vocabulary, so a
+    # resumed run may change it (`session.resumed_config`).
+    sampling_alpha: float = setting(
+        0.0,
+        "subword regularisation: 0 = off; else every epoch the training sentences are segmented "
+        "anew by sampling (never for validation or decoding). unigram: segmentations are drawn "
+        "with probability p**alpha (Kudo 2018), so a smaller alpha gives more varied and longer "
+        "ones (0.1 with nbest_size 64, or about 0.5 with nbest_size -1, keep the length close "
+        "to the plain one); bpe: the probability of skipping each merge (BPE-dropout, 0.1 usual)",
+    )
+    nbest_size: int = setting(
+        -1,
+        "subword regularisation with unigram: draw from the nbest_size best segmentations "
+        "(-1 = all of them, else > 1); bpe ignores it",
+    )
 
     def __post_init__(self) -> None:
         _check_finite(self)
@@ -104,6 +119,13 @@ class SubwordConfig:
         if self.vocab_size < 16:
             raise ValueError(f"vocab_size must be at least 16, got {self.vocab_size}")
         _check_fraction("character_coverage", self.character_coverage, closed=True)
+        if self.sampling_alpha < 0 or (self.model_type == "bpe" and self.sampling_alpha > 1):
+            bound = "in [0, 1] with bpe (a probability)" if self.model_type == "bpe" else ">= 0"
+            raise ValueError(f"sampling_alpha must be {bound}, got {self.sampling_alpha!r}")
+        if not (self.nbest_size == -1 or self.nbest_size > 1):  # 0 and 1 would not sample
+            raise ValueError(
+                f"nbest_size must be -1 (all segmentations) or > 1, got {self.nbest_size}"
+            )
 
 
 @dataclass(frozen=True)

@@ -163,13 +163,16 @@ def train_loop(session: TrainingSession) -> Progress:
         tc.progress, session.dist.is_main, tc.max_steps or None, progress.step
     )
     session.model.train()
-    steps_per_epoch = len(session.sampler)  # an epoch of the schedule's budget
     started = time.perf_counter()
     window_tokens, window_seconds = 0, 0.0  # training steps only: validation is not counted
     while progress.epoch < tc.max_epochs and not should_stop(session, started):
-        for indices in session.sampler.iter_epoch(progress.epoch, progress.batch_in_epoch):
+        data, sampler = session.epoch_data(progress.epoch)  # its time counts in train_seconds
+        # An epoch of the schedule's budget: this epoch's batches (with subword sampling, their
+        # number varies a little from epoch to epoch).
+        steps_per_epoch = len(sampler)
+        for indices in sampler.iter_epoch(progress.epoch, progress.batch_in_epoch):
             step_start = time.perf_counter()
-            batch = session.train_data.collate(indices).to(session.device)
+            batch = data.collate(indices).to(session.device)
             progress.step += 1
             set_scheduled_lr(session, steps_per_epoch)
             loss, tokens, grad_norm = train_step(session, batch, scaler)
