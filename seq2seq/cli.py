@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from seq2seq.config import (
     DECODE_METHODS,
@@ -65,18 +65,31 @@ def _parse_value(text: str, default: Any, flag: str) -> Any:
         raise SystemExit(f"error: {flag} takes a {type(default).__name__}, got {text!r}") from None
 
 
+def flag_help(settings: object, f: dataclasses.Field[Any]) -> str:
+    """A config flag's help: what the setting means (`config.setting`), its choices when its
+    type is a ``Literal``, and its default."""
+    default = getattr(settings, f.name)
+    kind = get_type_hints(type(settings))[f.name]
+    choices = (
+        f"one of {', '.join(map(str, get_args(kind)))}; " if get_origin(kind) is Literal else ""
+    )
+    meaning = f.metadata.get("help", "").replace("%", "%%")  # argparse formats help with %
+    return f"{meaning} ({choices}default: {default!r})".lstrip()
+
+
 def add_config_flags(parser: argparse.ArgumentParser, sections: Sequence[str]) -> None:
     defaults = RunConfig()
     for section in sections:
         group = parser.add_argument_group(f"{section} settings")
-        for f in dataclasses.fields(getattr(defaults, section)):
-            default = getattr(getattr(defaults, section), f.name)
+        settings = getattr(defaults, section)
+        for f in dataclasses.fields(settings):
+            default = getattr(settings, f.name)
             group.add_argument(
                 f"--{section}.{f.name}",
                 dest=f"{section}.{f.name}",
                 metavar=type(default).__name__.upper(),
                 default=None,
-                help=f"(default: {default!r})",
+                help=flag_help(settings, f),
             )
 
 
