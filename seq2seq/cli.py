@@ -76,9 +76,20 @@ def _parse_value(text: str, default: Any, flag: str) -> Any:
         raise SystemExit(f"error: {flag} takes a {type(default).__name__}, got {text!r}") from None
 
 
+def flag_help(settings: object, f: dataclasses.Field[Any]) -> str:
+    """A config flag's help: what the setting means (`config.setting`), its choices when its
+    type is a ``Literal``, and its default."""
+    default = getattr(settings, f.name)
+    options = choices(type(settings), f.name)
+    listed = f"one of {', '.join(map(str, options))}; " if options else ""
+    meaning = f.metadata.get("help", "").replace("%", "%%")  # argparse formats help with %
+    return f"{meaning} ({listed}default: {default!r})".lstrip()
+
+
 def add_config_flags(parser: argparse.ArgumentParser, sections: Sequence[str]) -> None:
     """A ``--SECTION.FIELD`` flag per config field, with the field's meaning, its default and,
-    for a ``Literal`` type, its choices (``{rnn,gru,lstm}``) from the field itself."""
+    for a ``Literal`` type, its choices, also as the metavar (``{rnn,gru,lstm}``), so that the
+    flag's line shows them."""
     defaults = RunConfig()
     meanings = {f.name: f.metadata.get("help", "") for f in dataclasses.fields(RunConfig)}
     for section in sections:
@@ -88,14 +99,12 @@ def add_config_flags(parser: argparse.ArgumentParser, sections: Sequence[str]) -
             default = getattr(settings, f.name)
             options = choices(type(settings), f.name)
             metavar = "{" + ",".join(options) + "}" if options else type(default).__name__.upper()
-            meaning = f.metadata.get("help", "")
             group.add_argument(
                 f"--{section}.{f.name}",
                 dest=f"{section}.{f.name}",
                 metavar=metavar,
                 default=None,
-                # argparse formats help with %: a literal one must be doubled
-                help=f"{meaning} (default: {default!r})".strip().replace("%", "%%"),
+                help=flag_help(settings, f),
             )
 
 

@@ -68,13 +68,14 @@ def test_train_help_shows_each_settings_meaning_default_and_choices(monkeypatch)
         kinds = get_type_hints(type(settings))
         for f in dataclasses.fields(settings):
             default, kind = getattr(settings, f.name), kinds[f.name]
-            metavar = (
-                "{" + ",".join(get_args(kind)) + "}"
-                if get_origin(kind) is Literal
-                else type(default).__name__.upper()
-            )
+            if get_origin(kind) is Literal:
+                metavar = "{" + ",".join(get_args(kind)) + "}"
+                listed = f"one of {', '.join(get_args(kind))}; "
+            else:
+                metavar, listed = type(default).__name__.upper(), ""
             flag = f"--{section.name}.{f.name} {metavar}"
-            assert squeeze(f"{flag} {f.metadata['help']} (default: {default!r})") in text
+            shown = f"{flag} {f.metadata['help']} ({listed}default: {default!r})"
+            assert squeeze(shown) in text
 
 
 def test_literal_settings_show_their_choices_in_train_and_prepare_help(monkeypatch):
