@@ -48,7 +48,7 @@ def try_average(run_dir: Path, paths: list[Path], sources: list[str], refs: list
     best = Translator.from_run(run_dir, device="cpu")
     best_bleu = valid_bleu(best, sources, refs, 1, 1.0)
     averaged = Translator.from_run(run_dir, device="cpu")
-    averaged.model.load_state_dict(checkpoint.average_states(paths))
+    averaged.model.load_state_dict(checkpoint.average_weights(paths))
     averaged_bleu = valid_bleu(averaged, sources, refs, 1, 1.0)
     keep = averaged_bleu > best_bleu
     if keep:

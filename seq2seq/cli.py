@@ -1,4 +1,4 @@
-"""Command line: `seq2seq prepare | train | translate | evaluate`.
+"""Command line: `seq2seq prepare | train | average | translate | evaluate`.
 
 Parses arguments into the config dataclasses and calls one function; no logic of its own.
 Config flags are built from the dataclass fields as ``--SECTION.FIELD VALUE`` (for example
@@ -279,6 +279,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(report["systems"][-1]["scores"]["bleu"]["signature"])
 
 
+def cmd_average(args: argparse.Namespace) -> None:
+    from seq2seq.averaging import average_run
+
+    print(average_run(Path(args.run), last=args.last, files=args.files).summary())
+
+
 def _add_decoding_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, help="run directory (checkpoints/NAME)")
     parser.add_argument(
@@ -425,6 +431,23 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--compare", help="another system's output: adds a paired test")
     evaluate.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    average = sub.add_parser(
+        "average",
+        parents=[common],
+        help="average a finished run's last weight snapshots; keep the mean if it validates better",
+        description="Average the last N weight snapshots of a run (or the given weight files: "
+        f"snapshots or {RunDir.STATE_FILE} copies), score the mean and the run's weights on its "
+        f"validation set as training does, keep the mean as {RunDir.WEIGHTS_FILE} only if it "
+        f"scores higher, and log both scores in {RunDir.LOG_FILE}.",
+    )
+    average.add_argument("run", help="run directory (checkpoints/NAME)")
+    chosen = average.add_mutually_exclusive_group()
+    chosen.add_argument(
+        "--last", type=int, help="snapshots to average (default: the run's train.average_last)"
+    )
+    chosen.add_argument("--files", type=Path, nargs="+", help="weight files to average instead")
+    average.set_defaults(func=cmd_average)
     return parser
 
 

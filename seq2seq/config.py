@@ -220,6 +220,11 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda
     amp: bool = True  # mixed precision (GPU only)
     progress: Literal["auto", "bar", "log"] = "auto"
+    average_last: int = setting(
+        5,
+        "weight snapshots kept, one per validation; at the end of training their mean replaces "
+        "the best weights if it scores higher on validation (0 = off)",
+    )
 
     def __post_init__(self) -> None:
         _check_finite(self)
@@ -245,6 +250,10 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.valid_beam < 1:
             raise ValueError(f"valid_beam must be >= 1, got {self.valid_beam}")
+        if self.average_last < 0 or self.average_last == 1:
+            raise ValueError(
+                f"average_last must be 0 (off) or at least 2 snapshots, got {self.average_last}"
+            )
 
 
 @dataclass(frozen=True)
