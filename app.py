@@ -4,8 +4,8 @@ Run ``python app.py`` (options: ``--host``/``SEQ2SEQ_HOST``, default 127.0.0.1; 
 ``SEQ2SEQ_PORT``, default 7860; ``--checkpoints``/``SEQ2SEQ_CHECKPOINTS``, default
 ``checkpoints/``; ``--int8``/``SEQ2SEQ_INT8=1`` serves dynamic int8 models: faster on a CPU,
 test BLEU unchanged on the shipped de-en model, see bench/RESULTS.md). Every subfolder holding
-a trained run (its config and best weights: `RunDir.has_model`) is a model; each is loaded once,
-at start-up.
+a trained run (its config and best weights: `RunDir.has_model`) or an ensemble (its
+ensemble.json: `RunDir.is_ensemble`) is a model; each is loaded once, at start-up.
 
 API (``gradio_client``)::
 
@@ -100,10 +100,14 @@ class SetupError(Exception):
 
 
 def find_runs(folder: Path) -> list[Path]:
-    """Subfolders holding a run's config and best weights, sorted by name."""
+    """Subfolders holding a run's config and best weights, or an ensemble, sorted by name."""
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.is_dir() and RunDir(p).has_model())
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_dir() and (RunDir(p).has_model() or RunDir(p).is_ensemble())
+    )
 
 
 def _no_runs_message(folder: Path) -> str:
@@ -111,7 +115,7 @@ def _no_runs_message(folder: Path) -> str:
     unfinished = sorted(p.name for p in subfolders if RunDir(p).config.is_file())
     lines = [
         f"No trained model found in {folder}/ (a run folder holds {RunDir.CONFIG_FILE} and "
-        f"{RunDir.WEIGHTS_FILE})."
+        f"{RunDir.WEIGHTS_FILE}; an ensemble folder, {RunDir.ENSEMBLE_FILE})."
     ]
     if unfinished:
         lines.append(
@@ -344,6 +348,15 @@ def _or_dash(value: Any) -> Any:
     return "–" if value is None else value
 
 
+def ensemble_rows(members: tuple[Path, ...]) -> list[tuple[str, str]]:
+    """The facts table's row for an ensemble (none for a single model): its members, and that
+    the rows below describe the first."""
+    if len(members) < 2:
+        return []
+    names = ", ".join(member.name for member in members)
+    return [("Ensemble", f"{len(members)} models ({names}); the facts below are the first's")]
+
+
 def facts_table(translator: Translator) -> str:
     """`Translator.facts` as a Markdown table: size, architecture, training, validation BLEU."""
     facts = translator.facts()
@@ -354,6 +367,7 @@ def facts_table(translator: Translator) -> str:
     rows = [
         ("Language pair", language_pair_name(*facts.language_pair)),
         ("Parameters", f"{facts.parameters:,}"),
+        *ensemble_rows(facts.members),
         (
             "Architecture",
             f"{model.cell.upper()} {model.num_layers}-layer "

@@ -23,7 +23,7 @@ import torch
 
 from seq2seq import checkpoint
 from seq2seq.config import RunConfig
-from seq2seq.corpus import load_splits, read_parallel_files
+from seq2seq.corpus import Pair, load_splits, read_parallel_files
 from seq2seq.data import ParallelDataset, TokenBatchSampler
 from seq2seq.download import multi30k_file_name
 from seq2seq.machine import describe_machine
@@ -171,6 +171,7 @@ def load_test(
 class TrainingData:
     cfg: RunConfig
     tokenizer: Tokenizer
+    pairs: list[Pair]  # cleaned text, as the data was encoded from
     data: ParallelDataset
     sampler: TokenBatchSampler
 
@@ -188,7 +189,7 @@ def load_training_data(run: Path, mirror: str, max_pairs: int = 0) -> TrainingDa
     pairs, _, _ = load_splits(data_cfg, cfg.clean)
     tokenizer = Tokenizer.load(run)
     data, sampler = build_data(tokenizer, pairs, cfg.train)
-    return TrainingData(cfg, tokenizer, data, sampler)
+    return TrainingData(cfg, tokenizer, pairs, data, sampler)
 
 
 def make_learner(td: TrainingData, device: torch.device, **model_changes: Any) -> Learner:

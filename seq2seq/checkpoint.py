@@ -1,7 +1,8 @@
 """A run directory, saved atomically and loaded safely.
 
-Reads and writes the run's config, weights, resumable state, training log and lock; their names
-and the whole layout of ``checkpoints/<name>/`` are `rundir.RunDir`'s (listed in its docstring).
+Reads and writes the run's config, weights, resumable state, training log, lock and an ensemble's
+list of members; their names and the whole layout of ``checkpoints/<name>/`` are
+`rundir.RunDir`'s (listed in its docstring).
 Every file is written to a temporary name in the same folder and renamed, so a crash never
 leaves a half-written file under a real name; nothing is ever unpickled.
 """
@@ -13,8 +14,9 @@ import json
 import os
 import tempfile
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +27,10 @@ from safetensors.torch import load_file, save_file
 from seq2seq.config import RunConfig
 from seq2seq.model import Seq2Seq
 from seq2seq.rundir import RunDir
+from seq2seq.tokenizer import Tokenizer
 
 FORMAT = "seq2seq-run/1"
+ENSEMBLE_FORMAT = "seq2seq-ensemble/1"
 
 
 @contextmanager
@@ -62,20 +66,67 @@ def save_config(run_dir: Path, cfg: RunConfig, info: dict[str, Any] | None = Non
     write_text_atomically(RunDir(run_dir).config, text)
 
 
-def load_config(run_dir: Path) -> tuple[RunConfig, dict[str, Any]]:
-    """The run's config and info; a clear error for a missing or foreign directory."""
-    path = RunDir(run_dir).config
+def _read_json(path: Path, expected_format: str, kind: str, missing: str) -> dict[str, Any]:
+    """The JSON object in ``path`` marked ``expected_format``; FileNotFoundError(``missing``) if
+    there is no file, ValueError naming the file and ``kind`` if it is not such an object."""
     if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} not found: {run_dir} is not a run directory (create one with `seq2seq train`)"
-        )
+        raise FileNotFoundError(missing)
     try:
         payload = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"{path} is not valid JSON: {err}") from err
-    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a seq2seq run config (expected format {FORMAT!r})")
+    if not isinstance(payload, dict) or payload.get("format") != expected_format:
+        raise ValueError(f"{path} is not a {kind} (expected format {expected_format!r})")
+    return payload
+
+
+def load_config(run_dir: Path) -> tuple[RunConfig, dict[str, Any]]:
+    """The run's config and info; a clear error for a missing or foreign directory."""
+    path = RunDir(run_dir).config
+    missing = (
+        f"{path} not found: {run_dir} is not a run directory (create one with `seq2seq train`)"
+    )
+    payload = _read_json(path, FORMAT, "seq2seq run config", missing)
     return RunConfig.from_dict(payload["config"]), payload.get("info", {})
+
+
+def save_ensemble(folder: Path, members: Sequence[Path]) -> None:
+    """Make ``folder`` an ensemble of the run directories ``members`` (`RunDir.ensemble`).
+
+    The members are written relative to ``folder``, so the folder can be moved with them (keep
+    them under `RunDir.member` to make it self-contained).
+    """
+    if not members:
+        raise ValueError("an ensemble needs at least one member run")
+    folder.mkdir(parents=True, exist_ok=True)
+    relative = [Path(os.path.relpath(member, folder)).as_posix() for member in members]
+    payload = {"format": ENSEMBLE_FORMAT, "members": relative}
+    write_text_atomically(RunDir(folder).ensemble, json.dumps(payload, indent=2) + "\n")
+
+
+def load_ensemble(folder: Path) -> list[Path]:
+    """The member run directories that ``folder``'s ensemble.json lists, in its order.
+
+    Raises:
+        FileNotFoundError: no ensemble.json, or a member that is not a folder (names both).
+        ValueError: ensemble.json is not valid JSON, not an ensemble list, or lists no member.
+    """
+    path = RunDir(folder).ensemble
+    missing = f"{path} not found: {folder} is not an ensemble folder"
+    payload = _read_json(path, ENSEMBLE_FORMAT, "seq2seq ensemble", missing)
+    listed = payload.get("members")
+    if not isinstance(listed, list) or not listed or not all(isinstance(m, str) for m in listed):
+        raise ValueError(
+            f"{path}: 'members' must be a non-empty list of run directories relative to {folder}"
+        )
+    members = [Path(os.path.normpath(folder / member)) for member in listed]
+    for listed_as, member in zip(listed, members, strict=True):
+        if not member.is_dir():
+            raise FileNotFoundError(
+                f"{path} lists the member {listed_as!r}, but {member} is not a folder: copy the "
+                "member run there or correct the list"
+            )
+    return members
 
 
 def _unique_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -139,6 +190,75 @@ def load_model(run_dir: Path, device: str | torch.device = "cpu") -> tuple[Seq2S
     model = Seq2Seq(cfg.model)
     load_weights(model, RunDir(run_dir).weights)
     return model.to(device).eval(), cfg
+
+
+@dataclass
+class LoadedRun:
+    """One run directory's parts, as `Translator` loads them."""
+
+    model: Seq2Seq
+    tokenizer: Tokenizer
+    cfg: RunConfig
+    info: dict[str, Any]
+
+
+def load_run(run_dir: Path, device: str | torch.device = "cpu") -> LoadedRun:
+    """The run's model (best weights, eval mode), SentencePiece model, config and facts.
+
+    Raises:
+        FileNotFoundError: no such folder, or a file of the run is missing.
+        ValueError: the folder is an ensemble, or its files do not belong together.
+    """
+    if not run_dir.is_dir():
+        raise FileNotFoundError(
+            f"run directory {run_dir} not found; train one with "
+            f"`seq2seq train --train.name {run_dir.name}`"
+        )
+    if RunDir(run_dir).is_ensemble():
+        raise ValueError(
+            f"{run_dir} is an ensemble ({RunDir.ENSEMBLE_FILE}), not a single run: load it on its "
+            "own, or list its member runs instead"
+        )
+    model, cfg = load_model(run_dir, device)
+    _, info = load_config(run_dir)
+    tokenizer = Tokenizer.load(run_dir)
+    sizes = (tokenizer.src_vocab_size, tokenizer.tgt_vocab_size)
+    expected = (cfg.model.src_vocab_size, cfg.model.tgt_vocab_size)
+    if sizes != expected:  # e.g. a SentencePiece file from another run, or cut short
+        raise ValueError(
+            f"the SentencePiece model in {run_dir} has {sizes[0]}/{sizes[1]} source/target "
+            f"pieces but the model was trained with {expected[0]}/{expected[1]}: the run "
+            "directory's files do not belong together; copy it again or retrain it"
+        )
+    return LoadedRun(model, tokenizer, cfg, info)
+
+
+def load_runs(run_dirs: Sequence[Path], device: str | torch.device = "cpu") -> list[LoadedRun]:
+    """Runs to decode as one ensemble (`load_run`); ValueError naming two of them if they do not
+    share one SentencePiece model and language pair.
+
+    Ids only mean the same pieces under one SentencePiece model, so the serialised models
+    themselves are compared: two vocabularies of one size can still differ.
+    """
+    runs = [load_run(run_dir, device) for run_dir in run_dirs]
+    first_dir, first = run_dirs[0], runs[0]
+    for run_dir, run in zip(run_dirs[1:], runs[1:], strict=True):
+        if (run.tokenizer.src_proto, run.tokenizer.tgt_proto) != (
+            first.tokenizer.src_proto,
+            first.tokenizer.tgt_proto,
+        ):
+            raise ValueError(
+                f"the runs {first_dir} and {run_dir} do not share one SentencePiece model, so "
+                "their token ids mean different pieces and they cannot decode as an ensemble: "
+                "ensemble runs trained with the same SentencePiece model"
+            )
+        pair, first_pair = ((cfg.data.src_lang, cfg.data.tgt_lang) for cfg in (run.cfg, first.cfg))
+        if pair != first_pair:
+            raise ValueError(
+                f"the runs {first_dir} ({'-'.join(first_pair)}) and {run_dir} "
+                f"({'-'.join(pair)}) translate different language pairs; an ensemble needs one"
+            )
+    return runs
 
 
 def save_state(path: Path, state: dict[str, Any]) -> None:

@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from seq2seq.config import (
     DECODE_METHODS,
@@ -66,18 +66,31 @@ def _parse_value(text: str, default: Any, flag: str) -> Any:
         raise SystemExit(f"error: {flag} takes a {type(default).__name__}, got {text!r}") from None
 
 
+def flag_help(settings: object, f: dataclasses.Field[Any]) -> str:
+    """A config flag's help: what the setting means (`config.setting`), its choices when its
+    type is a ``Literal``, and its default."""
+    default = getattr(settings, f.name)
+    kind = get_type_hints(type(settings))[f.name]
+    choices = (
+        f"one of {', '.join(map(str, get_args(kind)))}; " if get_origin(kind) is Literal else ""
+    )
+    meaning = f.metadata.get("help", "").replace("%", "%%")  # argparse formats help with %
+    return f"{meaning} ({choices}default: {default!r})".lstrip()
+
+
 def add_config_flags(parser: argparse.ArgumentParser, sections: Sequence[str]) -> None:
     defaults = RunConfig()
     for section in sections:
         group = parser.add_argument_group(f"{section} settings")
-        for f in dataclasses.fields(getattr(defaults, section)):
-            default = getattr(getattr(defaults, section), f.name)
+        settings = getattr(defaults, section)
+        for f in dataclasses.fields(settings):
+            default = getattr(settings, f.name)
             group.add_argument(
                 f"--{section}.{f.name}",
                 dest=f"{section}.{f.name}",
                 metavar=type(default).__name__.upper(),
                 default=None,
-                help=f"(default: {default!r})",
+                help=flag_help(settings, f),
             )
 
 
@@ -209,7 +222,7 @@ def cmd_translate(args: argparse.Namespace) -> None:
     output = Path(args.output) if args.output else None
     if output is not None:
         check_output_file(output)
-    translator = Translator.from_run(args.checkpoint, device=args.device, quantize=args.int8)
+    translator = Translator.from_runs(args.checkpoint, device=args.device, quantize=args.int8)
     try:
         decode = translator.decode_config(**decode_changes(args))
     except ValueError as err:  # a combination, such as --nbest above the run's beam size
@@ -237,7 +250,12 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     from seq2seq.translate import Translator
 
     check_decoding_args(args)
-    translator = Translator.from_run(args.checkpoint, device=args.device, quantize=args.int8)
+    if len(args.checkpoint) > 1 and not args.report_dir:
+        raise SystemExit(
+            "error: an ensemble of several --checkpoint runs has no run directory of its own to "
+            "write its report into; give --report-dir"
+        )
+    translator = Translator.from_runs(args.checkpoint, device=args.device, quantize=args.int8)
     if args.test_set:
         src_lang, tgt_lang = translator.language_pair
         data = DataConfig(
@@ -257,7 +275,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     report_dir = (
         Path(args.report_dir)
         if args.report_dir
-        else RunDir(Path(args.checkpoint)).report(args.test_set or "custom").root
+        else RunDir(Path(args.checkpoint[0])).report(args.test_set or "custom").root
     )
     decode = translator.decode_config(
         beam_size=args.beam, nbest=1, length_penalty=args.length_penalty
@@ -339,7 +357,14 @@ def _add_ship_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _add_decoding_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--checkpoint", required=True, help="run directory (checkpoints/NAME)")
+    parser.add_argument(
+        "--checkpoint",
+        action="append",
+        required=True,
+        help="run directory (checkpoints/NAME) or ensemble folder; repeat it to decode several "
+        "runs as one ensemble (they must share one SentencePiece model; the first run's decoding "
+        "settings are the defaults)",
+    )
     parser.add_argument(
         "--beam",
         type=int,
@@ -480,7 +505,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--test-set", help="a Multi30k split instead, e.g. test_2016_flickr")
     evaluate.add_argument("--data-dir", default="data", help="Multi30k cache root (default data)")
     evaluate.add_argument("--mirror", default="", help="Multi30k mirror: URL or folder")
-    evaluate.add_argument("--report-dir", help=f"default: CHECKPOINT/{RunDir.EVAL_DIR}/TEST_SET")
+    evaluate.add_argument(
+        "--report-dir",
+        help=f"default: CHECKPOINT/{RunDir.EVAL_DIR}/TEST_SET; needed with several --checkpoint",
+    )
     evaluate.add_argument("--compare", help="another system's output: adds a paired test")
     evaluate.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     evaluate.set_defaults(func=cmd_evaluate)

@@ -19,12 +19,14 @@ DecodeMethod = Literal["greedy", "beam", "sample"]
 # "auto", the default, is what every run saved before there was a choice of method meant: beam
 # search when beam_size > 1, greedy search when it is 1.
 DecodeMethodSetting = Literal["auto", DecodeMethod]
+LRScheduleType = Literal["plateau", "linear", "cosine", "inverse_sqrt"]  # see `schedule`
 
 CELL_TYPES: tuple[str, ...] = get_args(CellType)
 ATTENTION_TYPES: tuple[str, ...] = get_args(AttentionType)
 SUBWORD_TYPES: tuple[str, ...] = get_args(SubwordType)
 DECODE_METHODS: tuple[str, ...] = get_args(DecodeMethod)
 DECODE_METHOD_SETTINGS: tuple[str, ...] = get_args(DecodeMethodSetting)
+LR_SCHEDULES: tuple[str, ...] = get_args(LRScheduleType)
 
 
 # GNMT's alpha: Wu et al. (2016, §7) tuned it in [0, 1] and shipped runs use up to 1.4. Above 1,
@@ -95,6 +97,21 @@ class SubwordConfig:
     joint: bool = True  # one vocabulary for both languages (allows shared embeddings)
     character_coverage: float = 1.0
     byte_fallback: bool = True  # unseen characters become bytes, never <unk>
+    # How the training sentences are segmented: training policy, not the vocabulary, so a
+    # resumed run may change it (`session.resumed_config`).
+    sampling_alpha: float = setting(
+        0.0,
+        "subword regularisation: 0 = off; else every epoch the training sentences are segmented "
+        "anew by sampling (never for validation or decoding). unigram: segmentations are drawn "
+        "with probability p**alpha (Kudo 2018), so a smaller alpha gives more varied and longer "
+        "ones (0.1 with nbest_size 64, or about 0.5 with nbest_size -1, keep the length close "
+        "to the plain one); bpe: the probability of skipping each merge (BPE-dropout, 0.1 usual)",
+    )
+    nbest_size: int = setting(
+        -1,
+        "subword regularisation with unigram: draw from the nbest_size best segmentations "
+        "(-1 = all of them, else > 1); bpe ignores it",
+    )
 
     def __post_init__(self) -> None:
         _check_finite(self)
@@ -102,6 +119,13 @@ class SubwordConfig:
         if self.vocab_size < 16:
             raise ValueError(f"vocab_size must be at least 16, got {self.vocab_size}")
         _check_fraction("character_coverage", self.character_coverage, closed=True)
+        if self.sampling_alpha < 0 or (self.model_type == "bpe" and self.sampling_alpha > 1):
+            bound = "in [0, 1] with bpe (a probability)" if self.model_type == "bpe" else ">= 0"
+            raise ValueError(f"sampling_alpha must be {bound}, got {self.sampling_alpha!r}")
+        if not (self.nbest_size == -1 or self.nbest_size > 1):  # 0 and 1 would not sample
+            raise ValueError(
+                f"nbest_size must be -1 (all segmentations) or > 1, got {self.nbest_size}"
+            )
 
 
 @dataclass(frozen=True)
@@ -207,6 +231,14 @@ class TrainConfig:
     lr_factor: float = 0.5
     min_lr: float = 1e-5
     warmup_steps: int = 0
+    lr_schedule: LRScheduleType = setting(
+        "plateau",
+        "the learning rate after warm-up: plateau multiplies it by lr_factor when validation "
+        "BLEU has not risen for lr_patience validations; linear and cosine bring it down to "
+        "min_lr exactly at the end of the budget (max_steps if set, else the share of "
+        "max_minutes trained, else max_epochs); inverse_sqrt falls as 1/sqrt(step) from the "
+        "end of warm-up, never below min_lr",
+    )
     clip_norm: float = 1.0
     label_smoothing: float = 0.1
     teacher_forcing: float = 1.0  # probability of feeding the gold token (< 1: scheduled sampling)
@@ -235,6 +267,12 @@ class TrainConfig:
         _check_fraction("lr_factor", self.lr_factor)
         _check_choice("progress", self.progress, ("auto", "bar", "log"))
         _check_choice("device", self.device, ("auto", "cpu", "cuda"))
+        _check_choice("lr_schedule", self.lr_schedule, LR_SCHEDULES)
+        if self.lr_schedule != "plateau" and self.min_lr > self.lr:
+            raise ValueError(
+                f"min_lr={self.min_lr!r} exceeds lr={self.lr!r}: lr_schedule={self.lr_schedule} "
+                "would raise the rate instead of annealing it"
+            )
         for name in (
             "max_steps",
             "max_minutes",

@@ -35,7 +35,8 @@ class Selectable(Protocol):
 
 
 class EncoderOutputLike(Selectable, Protocol):
-    src_pad_mask: Tensor  # (B, S) True at padding
+    @property  # read-only: a field (`model.EncoderOutput`) or a property (`ensemble`) will do
+    def src_pad_mask(self) -> Tensor: ...  # (B, S) True at padding
 
 
 class Decodable(Protocol):

@@ -77,6 +77,15 @@ class Ensemble(nn.Module):
         attention = torch.stack([att.float() for _, _, att in steps]).mean(0)  # (B, S)
         return mean.log_softmax(-1), EnsembleState([s for _, s, _ in steps]), attention
 
+    def forward(self, src_ids: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> Tensor:
+        """Teacher-forced log-probabilities (B, T, V): at each position the renormalised mean of
+        the members', as `decode_step` gives them, so a perplexity measures what search decodes.
+        Usable as logits: log_softmax leaves them as they are."""
+        total = torch.zeros((), device=src_ids.device)
+        for model in self._models():
+            total = total + model(src_ids, src_lengths, tgt_in).float().log_softmax(-1)
+        return (total / len(self.members)).log_softmax(-1)
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 

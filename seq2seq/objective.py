@@ -31,11 +31,13 @@ def label_smoothed_loss(logits: Tensor, gold: Tensor, smoothing: float) -> tuple
 
 @torch.no_grad()
 def teacher_forced_loss(
-    model: Seq2Seq, data: ParallelDataset, max_tokens: int, device: torch.device | str
+    model: nn.Module, data: ParallelDataset, max_tokens: int, device: torch.device | str
 ) -> float:
     """Cross-entropy per target token (EOS included, no label smoothing) of ``data``, the gold
-    previous token fed at every step: the log of the perplexity. Batches of up to ``max_tokens``
-    in length order; the model runs in the mode it is in (eval, for a measurement)."""
+    previous token fed at every step: the log of the perplexity. ``model`` maps (src_ids,
+    src_lengths, tgt_in) to logits (B, T, V): a `Seq2Seq`, or an `ensemble.Ensemble`. Batches of
+    up to ``max_tokens`` in length order; the model runs in the mode it is in (eval, for a
+    measurement)."""
     sampler = TokenBatchSampler(data.src_lengths, data.tgt_lengths, max_tokens, shuffle=False)
     total_loss, total_tokens = 0.0, 0
     for indices in sampler.batches(0):

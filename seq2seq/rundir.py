@@ -23,8 +23,18 @@ Layout of ``checkpoints/<name>/`` (`RunDir`):
     snapshots/step-<step>.safetensors   the weights at each of the last ``train.average_last``
                                         validations, for checkpoint averaging; the step
                                         zero-padded so names sort by step
-    ensemble.json                       reserved for ensembles: the run directories whose models
-                                        decode together
+    ensemble.json                       makes the folder an ensemble: {"format":
+                                        "seq2seq-ensemble/1", "members": [...]}, the run
+                                        directories whose models decode as one, relative to this
+                                        folder; the first member's config gives the language pair
+                                        and decoding defaults. Such a folder needs no config.json
+                                        or weights of its own
+    members/<name>/                     an ensemble's member runs, kept inside it so the folder is
+                                        self-contained: each a run directory that translation
+                                        can load (config.json, model.safetensors, the same
+                                        SentencePiece model), without last.pt or snapshots/.
+                                        Members listed as ``../other-run`` work too, but the
+                                        folder then depends on its neighbours
 Layout of an evaluation report, ``eval/<split>/`` or any ``--report-dir`` (`ReportDir`):
     report.json                         scores, intervals, examples and the model's facts
     report.md                           the same for people, linking the images below
@@ -92,8 +102,8 @@ class RunDir:
     """The paths of one run directory (see the module docstring for what each file holds).
 
     Only names paths (and finds which snapshots exist): reading and writing them is
-    `checkpoint`'s (config, weights, state, log, lock), `snapshots`'s, `tokenizer`'s,
-    `evaluate`'s and `ship`'s job.
+    `checkpoint`'s (config, weights, state, log, lock, ensemble list), `snapshots`'s,
+    `tokenizer`'s, `evaluate`'s and `ship`'s job.
     """
 
     root: Path
@@ -115,6 +125,7 @@ class RunDir:
     SNAPSHOT_DIR = "snapshots"
     SNAPSHOT_FILE = "step-{step:08d}.safetensors"
     ENSEMBLE_FILE = "ensemble.json"
+    MEMBERS_DIR = "members"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root))
@@ -200,12 +211,20 @@ class RunDir:
 
     @property
     def ensemble(self) -> Path:
-        """The list of an ensemble's member runs (reserved for ensembles)."""
+        """The list of an ensemble's member runs."""
         return self.root / self.ENSEMBLE_FILE
+
+    def member(self, name: str) -> Path:
+        """Where an ensemble folder keeps its member run ``name``."""
+        return self.root / self.MEMBERS_DIR / name
 
     def has_model(self) -> bool:
         """Whether the run holds what translation loads first: its config and best weights."""
         return self.config.is_file() and self.weights.is_file()
+
+    def is_ensemble(self) -> bool:
+        """Whether the folder is an ensemble: its ensemble.json lists the runs to load."""
+        return self.ensemble.is_file()
 
     def relative(self, path: Path) -> str:
         """``path`` relative to the run directory, as a link in the run's Markdown needs it."""

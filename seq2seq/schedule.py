@@ -11,10 +11,8 @@ checkpoint, so a resumed run continues on the same curve.
 from __future__ import annotations
 
 import math
-from typing import Literal, get_args
 
-LRScheduleType = Literal["plateau", "linear", "cosine", "inverse_sqrt"]
-LR_SCHEDULES: tuple[str, ...] = get_args(LRScheduleType)
+from seq2seq.config import LR_SCHEDULES
 
 
 def budget_progress(
@@ -31,11 +29,16 @@ def budget_progress(
     With a step budget, (step - warmup) / (max_steps - warmup); with a time budget only, the
     share of ``max_minutes`` trained so far; with neither, the step budget of ``max_epochs``.
     """
-    if max_steps or not max_minutes:
+    if not timed_budget(max_steps, max_minutes):
         total = max_steps or max(1, steps_per_epoch * max_epochs)
         decay_steps = max(1, total - warmup_steps)
         return min(1.0, max(0.0, (step - warmup_steps) / decay_steps))
     return min(1.0, max(0.0, train_seconds / (max_minutes * 60)))
+
+
+def timed_budget(max_steps: int, max_minutes: float) -> bool:
+    """Whether the budget is the clock (``max_minutes`` without ``max_steps``), not the steps."""
+    return bool(max_minutes) and not max_steps
 
 
 def scheduled_lr(

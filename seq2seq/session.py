@@ -26,7 +26,7 @@ import torch.distributed as dist
 from torch import nn
 
 from seq2seq import checkpoint, snapshots
-from seq2seq.config import RunConfig, TrainConfig
+from seq2seq.config import RunConfig, SubwordConfig, TrainConfig
 from seq2seq.corpus import Pair, load_splits
 from seq2seq.data import ParallelDataset, TokenBatchSampler
 from seq2seq.distributed import Distributed, broadcast_float, gather_objects, init_distributed
@@ -74,11 +74,24 @@ class TrainingSession(Learner):
     run_dir: Path
     scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau
     tokenizer: Tokenizer
-    train_data: ParallelDataset
+    train_data: ParallelDataset  # plainly segmented; see `epoch_data` for what an epoch trains on
     sampler: TokenBatchSampler
+    # The training text stays in memory so that subword sampling can segment it anew each epoch
+    # (a corpus-scale data path, reading binarised shards, would sample from those instead).
+    train_pairs: Sequence[Pair]
     valid_data: ParallelDataset
     valid_refs: list[str]
     progress: Progress = field(default_factory=Progress)
+
+    def epoch_data(self, epoch: int) -> tuple[ParallelDataset, TokenBatchSampler]:
+        """What ``epoch`` trains on: the data as encoded at setup or, with subword sampling,
+        the pairs segmented anew for this epoch and batched by their new lengths. An epoch's
+        segmentation is the same whenever it is computed: a run resumed mid-epoch finds the
+        batches it left."""
+        if not self.cfg.subword.sampling_alpha:
+            return self.train_data, self.sampler
+        tc = self.cfg.train
+        return build_data(self.tokenizer, self.train_pairs, tc, self.dist, self.cfg.subword, epoch)
 
 
 def pick_device(cfg: TrainConfig, ranks: Distributed) -> torch.device:
@@ -127,11 +140,28 @@ def load_corpus_and_tokenizer(
 
 
 def build_data(
-    tokenizer: Tokenizer, pairs: Sequence[Pair], tc: TrainConfig, ranks: Distributed | None = None
+    tokenizer: Tokenizer,
+    pairs: Sequence[Pair],
+    tc: TrainConfig,
+    ranks: Distributed | None = None,
+    sampling: SubwordConfig | None = None,
+    epoch: int = 0,
 ) -> tuple[ParallelDataset, TokenBatchSampler]:
-    """The training pairs encoded, and the sampler that cuts them into this process's batches."""
+    """The training pairs encoded, and the sampler that cuts them into this process's batches.
+
+    With ``sampling`` (subword settings whose ``sampling_alpha`` > 0), each sentence is segmented
+    as sampled for ``epoch`` (the same in every process); the sampler's token budget counts
+    those segmentations, which are longer than the plain ones.
+    """
     ranks = ranks or Distributed()
-    data = ParallelDataset.from_pairs(tokenizer, pairs)
+    if sampling is not None and sampling.sampling_alpha:
+        seed = sampling_seed(tc.seed, epoch)
+        src, tgt = tokenizer.encode_sampled(
+            pairs, sampling.sampling_alpha, sampling.nbest_size, seed
+        )
+        data = ParallelDataset(src, tgt)
+    else:
+        data = ParallelDataset.from_pairs(tokenizer, pairs)
     sampler = TokenBatchSampler(
         data.src_lengths,
         data.tgt_lengths,
@@ -141,6 +171,12 @@ def build_data(
         rank=ranks.rank,
     )
     return data, sampler
+
+
+def sampling_seed(train_seed: int, epoch: int) -> int:
+    """The seed of ``epoch``'s subword sampling: one per run seed and epoch, and a valid
+    SentencePiece seed (an unsigned 32-bit number other than 2**32 - 1, which means "random")."""
+    return (train_seed * 1_000_003 + epoch) % (2**32 - 1)
 
 
 def build_model(cfg: RunConfig, device: torch.device) -> Seq2Seq:
@@ -195,17 +231,21 @@ def build_grad_scaler(learner: Learner) -> torch.amp.GradScaler:
 
 # Filled in from the tokenizer when a run starts, so never a change a user asked for.
 DERIVED_MODEL_FIELDS = ("src_vocab_size", "tgt_vocab_size", "share_embeddings")
+# How training sentences are segmented: training policy, which a resumed run may change.
+SUBWORD_SAMPLING_FIELDS = ("sampling_alpha", "nbest_size")
 
 
 def resumed_config(saved: RunConfig, requested: RunConfig) -> RunConfig:
     """What a resumed run trains with: the run's own model and vocabulary, with the requested
-    data paths, cleaning, training policy and decoding. A requested change to the model, the
-    vocabulary or the language pair is refused, since the saved weights depend on them."""
+    data paths, cleaning, training policy (subword sampling included) and decoding. A requested
+    change to the model, the vocabulary or the language pair is refused, since the saved weights
+    depend on them."""
+    exempt = DERIVED_MODEL_FIELDS + SUBWORD_SAMPLING_FIELDS
     changed = [
         f"--{section}.{name}"
         for section in ("model", "subword")
         for name, value in dataclasses.asdict(getattr(requested, section)).items()
-        if name not in DERIVED_MODEL_FIELDS and value != getattr(getattr(saved, section), name)
+        if name not in exempt and value != getattr(getattr(saved, section), name)
     ]
     changed += [
         f"--data.{name}"
@@ -218,9 +258,10 @@ def resumed_config(saved: RunConfig, requested: RunConfig) -> RunConfig:
             "a resumed run keeps its model, vocabulary and language pair; start a new run "
             "(another --train.name) to change them"
         )
+    sampling = {name: getattr(requested.subword, name) for name in SUBWORD_SAMPLING_FIELDS}
     return dataclasses.replace(
         saved, data=requested.data, clean=requested.clean, train=requested.train,
-        decode=requested.decode,
+        decode=requested.decode, subword=dataclasses.replace(saved.subword, **sampling),
     )  # fmt: skip
 
 
@@ -284,6 +325,7 @@ def setup(
         tokenizer=tokenizer,
         train_data=train,
         sampler=sampler,
+        train_pairs=train_pairs,
         valid_data=ParallelDataset.from_pairs(tokenizer, valid_pairs),
         valid_refs=[tgt for _, tgt in valid_pairs],
     )

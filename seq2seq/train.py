@@ -29,6 +29,7 @@ from seq2seq.objective import label_smoothed_loss, teacher_forced_loss
 from seq2seq.plots import plot_learning_curves
 from seq2seq.progress import ProgressReporter
 from seq2seq.rundir import RunDir
+from seq2seq.schedule import budget_progress, scheduled_lr, timed_budget
 from seq2seq.search import decode_corpus
 from seq2seq.session import (
     Learner,
@@ -98,11 +99,32 @@ def train_step(learner: Learner, batch: Batch, scaler: Any) -> tuple[float, int,
     return loss_sum.item() / max(tokens, 1), tokens, grad_norm
 
 
-def set_warmup_lr(session: TrainingSession) -> None:
-    warmup = session.cfg.train.warmup_steps
-    if warmup and session.progress.step <= warmup:
+def set_scheduled_lr(session: TrainingSession, steps_per_epoch: int) -> None:
+    """This step's learning rate: warm-up, then ``train.lr_schedule`` (after warm-up the plateau
+    rule leaves the rate to `after_validation`). A function of the saved progress (step and
+    training seconds), so a resumed run continues on the same curve.
+
+    Args:
+        steps_per_epoch: the budget's epoch, when neither steps nor minutes bound the run.
+    """
+    tc, progress = session.cfg.train, session.progress
+    fraction = budget_progress(
+        progress.step,
+        progress.train_seconds,
+        tc.warmup_steps,
+        tc.max_steps,
+        tc.max_minutes,
+        steps_per_epoch,
+        tc.max_epochs,
+    )
+    if timed_budget(tc.max_steps, tc.max_minutes):
+        # Each process reads its own clock: rank 0's share sets every process's rate, or their
+        # weights would drift apart.
+        fraction = broadcast_float(fraction, session.dist, session.device)
+    lr = scheduled_lr(tc.lr_schedule, tc.lr, tc.min_lr, progress.step, tc.warmup_steps, fraction)
+    if lr is not None:
         for group in session.optimizer.param_groups:
-            group["lr"] = session.cfg.train.lr * session.progress.step / warmup
+            group["lr"] = lr
 
 
 def after_validation(session: TrainingSession, metrics: dict[str, float]) -> None:
@@ -115,7 +137,7 @@ def after_validation(session: TrainingSession, metrics: dict[str, float]) -> Non
             checkpoint.save_weights(session.model, RunDir(session.run_dir).weights)
     else:
         progress.bad_validations += 1
-    if progress.step > tc.warmup_steps:
+    if tc.lr_schedule == "plateau" and progress.step > tc.warmup_steps:
         session.scheduler.step(bleu)
     if tc.patience and progress.bad_validations >= tc.patience:
         progress.stopped = f"early stop: no BLEU gain in {tc.patience} validations"
@@ -170,11 +192,15 @@ def train_loop(session: TrainingSession) -> Progress:
     started = time.perf_counter()
     window_tokens, window_seconds = 0, 0.0  # training steps only: validation is not counted
     while progress.epoch < tc.max_epochs and not should_stop(session, started):
-        for indices in session.sampler.iter_epoch(progress.epoch, progress.batch_in_epoch):
+        data, sampler = session.epoch_data(progress.epoch)  # its time counts in train_seconds
+        # An epoch of the schedule's budget: this epoch's batches (with subword sampling, their
+        # number varies a little from epoch to epoch).
+        steps_per_epoch = len(sampler)
+        for indices in sampler.iter_epoch(progress.epoch, progress.batch_in_epoch):
             step_start = time.perf_counter()
-            batch = session.train_data.collate(indices).to(session.device)
+            batch = data.collate(indices).to(session.device)
             progress.step += 1
-            set_warmup_lr(session)
+            set_scheduled_lr(session, steps_per_epoch)
             loss, tokens, grad_norm = train_step(session, batch, scaler)
             progress.batch_in_epoch += 1
             window_tokens += tokens

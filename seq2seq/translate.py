@@ -1,13 +1,15 @@
-"""`Translator`: a trained run as text in, text out — the one door for the CLI and the demo."""
+"""`Translator`: a trained run, or an ensemble of runs, as text in, text out — the one door for
+the CLI and the demo."""
 
 from __future__ import annotations
 
 import math
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -16,9 +18,10 @@ from seq2seq import checkpoint
 from seq2seq.config import DecodeConfig, RunConfig
 from seq2seq.corpus import normalize
 from seq2seq.data import ParallelDataset
+from seq2seq.ensemble import Ensemble
 from seq2seq.model import Seq2Seq
 from seq2seq.objective import teacher_forced_loss
-from seq2seq.rundir import RunInfo
+from seq2seq.rundir import RunDir, RunInfo
 from seq2seq.search import decode_corpus
 from seq2seq.tokenizer import Tokenizer
 
@@ -43,12 +46,13 @@ class Translation:
 class RunFacts:
     """What `Translator.facts` knows of the model it serves: `Translator.describe`, typed."""
 
-    checkpoint: Path | None  # the run directory, if loaded from one
-    parameters: int
+    checkpoint: Path | None  # the run directory or ensemble folder, if loaded from one
+    parameters: int  # of every member of an ensemble
     language_pair: tuple[str, str]  # (source, target) language codes
-    config: RunConfig
-    training: RunInfo  # what training recorded about the run
+    config: RunConfig  # an ensemble's first member's
+    training: RunInfo  # what training recorded about the run (an ensemble's first member)
     device: str  # where the model runs now (not where it trained: training.device)
+    members: tuple[Path, ...] = ()  # the run directories decoded together: several = an ensemble
 
 
 DEVICES = "auto, cpu, cuda or cuda:N"
@@ -77,8 +81,12 @@ def pick_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def quantize_dynamic_int8(model: Seq2Seq) -> Seq2Seq:
-    """A copy with int8 weights in its RNNs and linear layers, activations quantized on the fly.
+_Model = TypeVar("_Model", bound=torch.nn.Module)
+
+
+def quantize_dynamic_int8(model: _Model) -> _Model:
+    """A copy with int8 weights in its RNNs and linear layers (an ensemble's: in every member),
+    activations quantized on the fly.
 
     Decoding on a CPU is dominated by the output projection's weight reads; int8 makes them 4x
     smaller (NOTES.md: 4-13x faster steps). A tied output layer gets its own int8 copy, the
@@ -98,21 +106,23 @@ def source_text(sentence: str) -> str:
 
 
 class Translator:
-    """A model, its tokenizer and its decoding defaults."""
+    """A model (or an `Ensemble` of several), its tokenizer and its decoding defaults."""
 
     def __init__(
         self,
-        model: Seq2Seq,
+        model: Seq2Seq | Ensemble,
         tokenizer: Tokenizer,
         cfg: RunConfig,
         info: dict[str, Any] | None = None,
         run_dir: Path | None = None,
+        members: Sequence[Path] = (),
     ) -> None:
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.cfg = cfg
         self.info = info or {}
         self.run_dir = run_dir
+        self.members = tuple(members)  # the run directories loaded; several for an ensemble
         self.device = next(model.parameters()).device
         # whether the model runs with dynamic int8 weights (`quantize_dynamic_int8`)
         self.quantized = any(
@@ -124,34 +134,48 @@ class Translator:
     def from_run(
         cls, run_dir: str | Path, device: str = "auto", quantize: bool = False
     ) -> Translator:
-        """Load a run directory: its config, best weights and SentencePiece model (`RunDir`).
+        """Load a run directory: its config, best weights and SentencePiece model (`RunDir`);
+        or an ensemble folder: the runs its ensemble.json lists, as `from_runs` loads them.
 
         ``quantize`` applies dynamic int8 quantization (CPU only); check its BLEU with
         ``bench/quantize.py`` before relying on it.
         """
         run_dir = Path(run_dir)
-        if not run_dir.is_dir():
-            raise FileNotFoundError(
-                f"run directory {run_dir} not found; train one with "
-                f"`seq2seq train --train.name {run_dir.name}`"
-            )
+        ensemble = RunDir(run_dir).is_ensemble()
+        members = checkpoint.load_ensemble(run_dir) if ensemble else [run_dir]
+        return cls._load(members, device, quantize, run_dir)
+
+    @classmethod
+    def from_runs(
+        cls, run_dirs: Sequence[str | Path], device: str = "auto", quantize: bool = False
+    ) -> Translator:
+        """Several runs decoded as one `Ensemble`: at every step the mean of their
+        log-probabilities. One run (or ensemble folder) alone is `from_run`.
+
+        The runs must share one SentencePiece model and language pair (ValueError naming the
+        runs otherwise); their architectures may differ. The config, and so the decoding
+        defaults (`decode_config`), and the training facts are the first run's.
+        """
+        paths = [Path(run_dir) for run_dir in run_dirs]
+        if not paths:
+            raise ValueError("from_runs needs at least one run directory")
+        if len(paths) == 1:
+            return cls.from_run(paths[0], device, quantize)
+        return cls._load(paths, device, quantize, run_dir=None)
+
+    @classmethod
+    def _load(
+        cls, run_dirs: Sequence[Path], device: str, quantize: bool, run_dir: Path | None
+    ) -> Translator:
         torch_device = pick_device(device)
         if quantize and torch_device.type != "cpu":
             raise ValueError(f"quantize=True needs device 'cpu', got {torch_device.type!r}")
-        model, cfg = checkpoint.load_model(run_dir, torch_device)
+        runs = checkpoint.load_runs(run_dirs, torch_device)
+        first = runs[0]
+        model = first.model if len(runs) == 1 else Ensemble([run.model for run in runs])
         if quantize:
             model = quantize_dynamic_int8(model)
-        _, info = checkpoint.load_config(run_dir)
-        tokenizer = Tokenizer.load(run_dir)
-        sizes = (tokenizer.src_vocab_size, tokenizer.tgt_vocab_size)
-        expected = (cfg.model.src_vocab_size, cfg.model.tgt_vocab_size)
-        if sizes != expected:  # e.g. a SentencePiece file from another run, or cut short
-            raise ValueError(
-                f"the SentencePiece model in {run_dir} has {sizes[0]}/{sizes[1]} source/target "
-                f"pieces but the model was trained with {expected[0]}/{expected[1]}: the run "
-                "directory's files do not belong together; copy it again or retrain it"
-            )
-        return cls(model, tokenizer, cfg, info, run_dir)
+        return cls(model, first.tokenizer, first.cfg, first.info, run_dir, run_dirs)
 
     @property
     def language_pair(self) -> tuple[str, str]:
@@ -265,12 +289,14 @@ class Translator:
             config=self.cfg,
             training=RunInfo.from_dict(self.info),
             device=str(self.device),
+            members=self.members,
         )
 
     def describe(self) -> dict[str, Any]:
-        """`facts` as JSON-able data (for reports), training facts as the run recorded them."""
+        """`facts` as JSON-able data (for reports), training facts as the run recorded them; an
+        ensemble's adds its members."""
         facts = self.facts()
-        return {
+        described: dict[str, Any] = {
             "checkpoint": str(facts.checkpoint) if facts.checkpoint else None,
             "parameters": facts.parameters,
             "language_pair": "-".join(facts.language_pair),
@@ -278,6 +304,9 @@ class Translator:
             "training": self.info,
             "device": facts.device,
         }
+        if len(facts.members) > 1:
+            described["ensemble_members"] = [str(member) for member in facts.members]
+        return described
 
     def timed_translate(
         self, sentences: list[str], **kwargs: Any

@@ -70,6 +70,7 @@ def evaluate_cell(cell: Cell, s: Settings) -> dict[str, Any]:
             return cached
     torch.set_num_threads(s.threads)
     translator = Translator.from_run(run_dir, device="cpu")
+    assert isinstance(translator.model, Seq2Seq)  # a study run is one model, not an ensemble
     test = load_pairs(s, TEST_SET, s.test_pairs)
     sources, refs = [src for src, _ in test], [tgt for _, tgt in test]
     hyps = [t.text for t in translator.translate(sources, beam_size=1, batch_size=64)]

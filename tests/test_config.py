@@ -15,6 +15,7 @@ from seq2seq.config import (
     DecodeConfig,
     ModelConfig,
     RunConfig,
+    SubwordConfig,
     TrainConfig,
     load_yaml,
 )
@@ -215,3 +216,57 @@ def test_override_changes_what_is_given_and_a_beam_size_means_beam_search():
         sampling.override(temprature=0.5)
     with pytest.raises(ValueError, match="nbest=3 exceeds num_samples=2"):
         sampling.override(num_samples=2, nbest=3)
+
+
+# --- learning-rate schedule and subword sampling ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "needle"),
+    [
+        (lambda: TrainConfig(lr_schedule="step"), "lr_schedule='step' is not one of plateau"),
+        (
+            lambda: TrainConfig(lr_schedule="cosine", lr=1e-3, min_lr=2e-3),
+            "min_lr=0.002 exceeds lr=0.001",
+        ),
+        (lambda: SubwordConfig(sampling_alpha=-0.1), "sampling_alpha must be >= 0"),
+        (
+            lambda: SubwordConfig(model_type="bpe", sampling_alpha=1.5),
+            r"sampling_alpha must be in \[0, 1\] with bpe",
+        ),
+        (lambda: SubwordConfig(nbest_size=0), "nbest_size must be -1"),
+        (lambda: SubwordConfig(nbest_size=1), "nbest_size must be -1"),
+        (lambda: SubwordConfig(nbest_size=-2), "nbest_size must be -1"),
+    ],
+)
+def test_bad_schedule_and_sampling_settings_name_the_field(make, needle):
+    with pytest.raises(ValueError, match=needle):
+        make()
+
+
+def test_schedule_and_sampling_flags_reach_the_config():
+    assert TrainConfig().lr_schedule == "plateau" and SubwordConfig().sampling_alpha == 0.0
+    flags = ["--train.lr_schedule", "cosine", "--subword.sampling_alpha", "0.1"]
+    args = build_parser().parse_args(["train", *flags, "--subword.nbest_size", "64"])
+    cfg = config_from_args(args, ("subword", "train"))
+    assert (cfg.train.lr_schedule, cfg.subword.sampling_alpha, cfg.subword.nbest_size) == (
+        "cosine",
+        0.1,
+        64,
+    )
+    assert TrainConfig(lr_schedule="plateau", lr=1e-3, min_lr=2e-3).min_lr == 2e-3  # never cuts
+
+
+def test_train_help_says_what_the_schedule_and_sampling_settings_mean(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["train", "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for flag, meaning in [
+        ("--train.lr_schedule", "min_lr exactly at the end of the budget"),
+        ("--train.lr_schedule", "one of plateau, linear, cosine, inverse_sqrt; default: 'plateau'"),
+        ("--subword.sampling_alpha", "never for validation or decoding"),
+        ("--subword.nbest_size", "(-1 = all of them, else > 1)"),
+    ]:
+        start = text.rindex(f"{flag} ")  # in the list of options, after the usage line
+        assert meaning in text[start : text.find(" --", start + len(flag))], flag

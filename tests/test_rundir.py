@@ -48,6 +48,7 @@ def every_named_path() -> list[str]:
         run.fp32_weights,
         run.snapshot(1200),
         run.ensemble,
+        run.member("a"),
         report.root,
         report.json,
         report.markdown,
@@ -56,7 +57,8 @@ def every_named_path() -> list[str]:
         report.attention(2),
         report.bleu_by_length,
     ]
-    return [run.relative(path) + ("/" if path == report.root else "") for path in paths]
+    folders = (report.root, run.member("a"))
+    return [run.relative(path) + ("/" if path in folders else "") for path in paths]
 
 
 def matches(path: str, documented: str) -> bool:
