@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from seq2seq import checkpoint
-from seq2seq.config import RunConfig
+from seq2seq.config import RunConfig, SubwordConfig, TrainConfig
 from seq2seq.download import language_pair_name
 from seq2seq.rundir import RunDir, RunInfo
 
@@ -102,6 +102,35 @@ def decoding_section(cfg: RunConfig, record: ShipRecord) -> list[str]:
     return lines
 
 
+def learning_rate_text(tc: TrainConfig) -> str:
+    """How the run's learning rate moved (`train.lr_schedule`)."""
+    warmup = f"{tc.warmup_steps} warm-up steps, then " if tc.warmup_steps else ""
+    after = {
+        "plateau": f"multiplied by {tc.lr_factor} after {tc.lr_patience} validations without "
+        "BLEU gain",
+        "linear": f"linear decay to {tc.min_lr} at the end of the budget",
+        "cosine": f"cosine decay to {tc.min_lr} at the end of the budget",
+        "inverse_sqrt": f"falling as 1/sqrt(step), not below {tc.min_lr}",
+    }[tc.lr_schedule]
+    return f"Adam lr {tc.lr}: {warmup}{after}"
+
+
+def subword_text(sw: SubwordConfig) -> str:
+    """The vocabulary, and how training sentences were segmented (subword regularisation)."""
+    text = (
+        f"SentencePiece {sw.model_type}, {sw.vocab_size} pieces, "
+        f"{'joint' if sw.joint else 'separate'} vocabulary"
+    )
+    if not sw.sampling_alpha:
+        return text
+    if sw.model_type == "bpe":
+        return f"{text}; BPE-dropout {sw.sampling_alpha} on the training sentences"
+    return (
+        f"{text}; training sentences segmented anew every epoch by sampling (alpha "
+        f"{sw.sampling_alpha}, nbest {sw.nbest_size})"
+    )
+
+
 def training_section(run: RunDir, cfg: RunConfig, info: RunInfo, machine: str) -> list[str]:
     m, tc = cfg.model, cfg.train
     threads = f"{tc.threads} thread(s)" if tc.threads else "torch's default threads"
@@ -114,11 +143,9 @@ def training_section(run: RunDir, cfg: RunConfig, info: RunInfo, machine: str) -
         f"{m.encoder_hidden_size} per direction, {m.cell.upper()} decoder {m.hidden_size} with "
         f"{m.attention} attention and input feeding, {m.num_layers} layer(s), dropout {m.dropout}, "
         f"word dropout {m.embed_dropout}.",
-        f"- SentencePiece {cfg.subword.model_type}, {cfg.subword.vocab_size} pieces, "
-        f"{'joint' if cfg.subword.joint else 'separate'} vocabulary.",
-        f"- Adam lr {tc.lr}, multiplied by {tc.lr_factor} after {tc.lr_patience} validations "
-        f"without BLEU gain; label smoothing {tc.label_smoothing}; clipping {tc.clip_norm}; "
-        f"batches of ≤ {tc.max_tokens} tokens.",
+        f"- {subword_text(cfg.subword)}.",
+        f"- {learning_rate_text(tc)}; label smoothing {tc.label_smoothing}; clipping "
+        f"{tc.clip_norm}; batches of ≤ {tc.max_tokens} tokens.",
         f"- Trained {(info.train_seconds or 0) / 60:.0f} minutes ({info.step} steps; best "
         f"validation BLEU {info.best_valid_bleu or 0:.2f} at step {info.best_step}) on "
         f"{info.device}, {info.world_size} process(es) of {threads}, torch {info.torch}; "

@@ -15,9 +15,16 @@ import torch
 
 from seq2seq import checkpoint, ship
 from seq2seq.cli import main
-from seq2seq.config import MAX_LENGTH_PENALTY, ShipConfig
+from seq2seq.config import (
+    LR_SCHEDULES,
+    MAX_LENGTH_PENALTY,
+    ShipConfig,
+    SubwordConfig,
+    TrainConfig,
+)
 from seq2seq.corpus import load_split
 from seq2seq.metrics import score_corpus
+from seq2seq.model_card import learning_rate_text, subword_text
 from seq2seq.rundir import RunDir
 from seq2seq.translate import Translator
 
@@ -77,6 +84,23 @@ def test_ship_settings_are_checked():
         ShipConfig(length_penalties=(1.0, 2.4))
     with pytest.raises(ValueError, match="beams"):
         ShipConfig(beams=(0, 5))
+
+
+def test_the_card_says_how_the_learning_rate_moved_under_every_schedule():
+    texts = {
+        schedule: learning_rate_text(TrainConfig(lr_schedule=schedule, min_lr=1e-4))
+        for schedule in LR_SCHEDULES
+    }
+    assert len(set(texts.values())) == len(LR_SCHEDULES)  # every schedule named, none mistaken
+    assert "cosine decay to 0.0001" in texts["cosine"]
+    warm = learning_rate_text(TrainConfig(lr_schedule="linear", warmup_steps=300))
+    assert "300 warm-up steps, then linear decay" in warm
+
+
+def test_the_card_says_how_training_sentences_were_segmented():
+    assert "sampling" not in subword_text(SubwordConfig())
+    assert "alpha 0.1, nbest 64" in subword_text(SubwordConfig(sampling_alpha=0.1, nbest_size=64))
+    assert "BPE-dropout 0.1" in subword_text(SubwordConfig(model_type="bpe", sampling_alpha=0.1))
 
 
 @pytest.mark.slow
