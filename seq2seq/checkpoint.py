@@ -149,29 +149,39 @@ def save_weights(model: torch.nn.Module, path: Path, dtype: torch.dtype = torch.
     write_atomically(path, lambda p: save_file(state, str(p), metadata={"format": FORMAT}))
 
 
-def load_weights(model: torch.nn.Module, path: Path) -> None:
-    """Load safetensors weights into ``model`` (any float dtype is cast to the model's)."""
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors weights file (`RunDir.weights`, a snapshot)."""
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found (train a run with `seq2seq train`)")
     try:
-        tensors = load_file(str(path))
+        return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
         raise ValueError(f"{path} is not a readable safetensors file: {err}") from err
+
+
+def set_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
+    """Load ``tensors`` (from ``source``, named in errors) into ``model``, cast to its dtypes."""
     expected = _unique_state(model)
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(model.state_dict()))
     if missing or unexpected:
         raise ValueError(
-            f"{path} does not fit this model's config: missing {missing[:5]}, "
+            f"{source} does not fit this model's config: missing {missing[:5]}, "
             f"unexpected {unexpected[:5]}"
         )
     for name, tensor in tensors.items():
-        if tensor.shape != expected[name].shape:
+        if name in expected and tensor.shape != expected[name].shape:
             raise ValueError(
-                f"{path}: {name} has shape {tuple(tensor.shape)}, "
+                f"{source}: {name} has shape {tuple(tensor.shape)}, "
                 f"the config expects {tuple(expected[name].shape)}"
             )
-    model.load_state_dict({k: v.to(expected[k].dtype) for k, v in tensors.items()}, strict=False)
+    state = model.state_dict()
+    model.load_state_dict({k: v.to(state[k].dtype) for k, v in tensors.items()}, strict=False)
+
+
+def load_weights(model: torch.nn.Module, path: Path) -> None:
+    """Load safetensors weights into ``model`` (any float dtype is cast to the model's)."""
+    set_weights(model, read_weights(path), str(path))
 
 
 def load_model(run_dir: Path, device: str | torch.device = "cpu") -> tuple[Seq2Seq, RunConfig]:
@@ -326,20 +336,22 @@ def lock_run_dir(run_dir: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def average_states(paths: list[Path]) -> dict[str, torch.Tensor]:
-    """The element-wise mean of the model weights in several resumable states (`RunDir.state`).
+def average_weights(paths: list[Path]) -> dict[str, torch.Tensor]:
+    """The element-wise mean of the weights in several files: weight snapshots
+    (`RunDir.snapshot`, safetensors) or resumable states (`RunDir.state`, ``.pt``).
 
     Averaging the last few checkpoints of a run usually scores higher than any one of them
-    (Junczys-Dowmunt et al. 2016; Vaswani et al. 2017, §6.1).
+    (Junczys-Dowmunt et al. 2016; Vaswani et al. 2017, §6.1). The sum is taken in float64, so
+    the mean is exact to float32 whatever the order of the files.
     """
     if not paths:
-        raise ValueError("average_states needs at least one checkpoint")
+        raise ValueError("averaging needs at least one weights file")
     total: dict[str, torch.Tensor] = {}
     for path in paths:
-        model = load_state(path)["model"]
-        if total and set(model) != set(total):
+        weights = load_state(path)["model"] if path.suffix == ".pt" else read_weights(path)
+        if total and set(weights) != set(total):
             raise ValueError(f"{path} holds another model than {paths[0]}")
-        for name, tensor in model.items():
+        for name, tensor in weights.items():
             if not tensor.is_floating_point():
                 total.setdefault(name, tensor)  # integer buffers are not averaged
             elif name in total:

@@ -1,4 +1,5 @@
-"""Command line: `seq2seq prepare | train | translate | evaluate`, and ``--version``.
+"""Command line: `seq2seq prepare | train | average | ship | translate | evaluate`, and
+``--version``.
 
 Parses arguments into the config dataclasses and calls the module that owns the job; no logic of
 its own. Config flags are built from the dataclass fields as ``--SECTION.FIELD VALUE`` (for
@@ -22,6 +23,7 @@ from seq2seq.config import (
     MAX_LENGTH_PENALTY,
     DecodeConfig,
     RunConfig,
+    ShipConfig,
     build,
     choices,
     load_yaml,
@@ -265,6 +267,64 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print("\n".join(summary_lines(report, report_dir)))
 
 
+def cmd_average(args: argparse.Namespace) -> None:
+    from seq2seq.averaging import average_run
+
+    print(average_run(Path(args.run), last=args.last, files=args.files).summary())
+
+
+def cmd_ship(args: argparse.Namespace) -> None:
+    import torch
+
+    from seq2seq.ship import rewrite_card, ship
+
+    if args.card_only:
+        print(f"model card written to {rewrite_card(Path(args.run))}")
+        return
+    given: dict[str, Any] = {
+        f.name: tuple(value) if isinstance(value, list) else value
+        for f in dataclasses.fields(ShipConfig)
+        if (value := getattr(args, f.name)) is not None
+    }
+    options = ShipConfig(**given)
+    torch.set_num_threads(args.threads)
+    ship(Path(args.run), options)
+
+
+def _add_ship_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    ship = sub.add_parser(
+        "ship",
+        parents=[common],
+        help="make a finished run a shipped model: averaging, decoding, float16, tests, card",
+        description="Turn a finished run into a shipped model, choosing everything on the "
+        "validation set: report (or do) checkpoint averaging; score beam sizes x length "
+        "penalties and save the cheapest setting near the best as the run's decoding; store "
+        "float16 weights if validation BLEU holds; write the test reports, "
+        f"{RunDir.SHIP_FILE} and the model card ({RunDir.MODEL_CARD_FILE}).",
+    )
+    ship.add_argument("run", help="run directory (checkpoints/NAME)")
+    defaults = ShipConfig()
+    for f in dataclasses.fields(defaults):  # --beams 1 5 10, --valid-pairs N, ...
+        default = getattr(defaults, f.name)
+        many = isinstance(default, tuple)
+        kind = type(default[0]) if many and default else str if many else type(default)
+        ship.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            dest=f.name,
+            type=kind,
+            nargs="+" if many else None,
+            default=None,
+            help=f"{f.metadata['help']} (default: {default!r})",
+        )
+    ship.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    ship.add_argument(
+        "--card-only",
+        action="store_true",
+        help=f"only rewrite {RunDir.MODEL_CARD_FILE} from {RunDir.SHIP_FILE} and the reports",
+    )
+    ship.set_defaults(func=cmd_ship)
+
+
 def _add_decoding_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--checkpoint",
@@ -422,6 +482,24 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--compare", help="another system's output: adds a paired test")
     evaluate.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    average = sub.add_parser(
+        "average",
+        parents=[common],
+        help="average a finished run's last weight snapshots; keep the mean if it validates better",
+        description="Average the last N weight snapshots of a run (or the given weight files: "
+        f"snapshots or {RunDir.STATE_FILE} copies), score the mean and the run's weights on its "
+        f"validation set as training does, keep the mean as {RunDir.WEIGHTS_FILE} only if it "
+        f"scores higher, and log both scores in {RunDir.LOG_FILE}.",
+    )
+    average.add_argument("run", help="run directory (checkpoints/NAME)")
+    chosen = average.add_mutually_exclusive_group()
+    chosen.add_argument(
+        "--last", type=int, help="snapshots to average (default: the run's train.average_last)"
+    )
+    chosen.add_argument("--files", type=Path, nargs="+", help="weight files to average instead")
+    average.set_defaults(func=cmd_average)
+    _add_ship_parser(sub, common)
     return parser
 
 

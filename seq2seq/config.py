@@ -333,6 +333,11 @@ class TrainConfig:
     progress: Literal["auto", "bar", "log"] = setting(
         "auto", "a progress bar, log lines, or auto: a bar on a terminal, log lines otherwise"
     )
+    average_last: int = setting(
+        5,
+        "weight snapshots kept, one per validation; at the end of training their mean replaces "
+        "the best weights if it scores higher on validation (0 = off)",
+    )
 
     def __post_init__(self) -> None:
         _check_finite(self)
@@ -364,6 +369,10 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if self.valid_beam < 1:
             raise ValueError(f"valid_beam must be >= 1, got {self.valid_beam}")
+        if self.average_last < 0 or self.average_last == 1:
+            raise ValueError(
+                f"average_last must be 0 (off) or at least 2 snapshots, got {self.average_last}"
+            )
 
 
 @dataclass(frozen=True)
@@ -469,6 +478,43 @@ class DecodeConfig:
         if "beam_size" in given and "method" not in given:
             given["method"] = "auto"
         return dataclasses.replace(self, **given)
+
+
+@dataclass(frozen=True)
+class ShipConfig:
+    """What `ship` tries on a finished run, and what it may cost to ship smaller or faster."""
+
+    beams: tuple[int, ...] = setting((1, 5, 10), "beam sizes scored on the validation set")
+    length_penalties: tuple[float, ...] = setting(
+        (0.6, 1.0, 1.4),
+        "the length-penalty grid, increasing; while its largest value scores best it grows by "
+        f"its last step, up to {MAX_LENGTH_PENALTY:g}",
+    )
+    choice_tolerance: float = setting(
+        0.1, "BLEU: the smallest beam within this of the best validation score is chosen"
+    )
+    fp16_tolerance: float = setting(
+        0.1, "BLEU: float16 weights may lose this much on validation and still be stored"
+    )
+    test_sets: tuple[str, ...] = setting(
+        (), "test sets scored once all is chosen; none given: Multi30k's for the language pair"
+    )
+    valid_pairs: int = setting(0, "the first N validation pairs choose the decoding; 0 = all")
+    mirror: str = setting("", "Multi30k: another base URL or a folder; empty: the run's")
+    n_bootstrap: int = setting(1000, "bootstrap resamples of the test scores' intervals")
+
+    def __post_init__(self) -> None:
+        _check_finite(self)
+        if not self.beams or min(self.beams) < 1:
+            raise ValueError(f"beams must be at least 1, got {self.beams}")
+        grid = self.length_penalties
+        if not grid or list(grid) != sorted(set(grid)):
+            raise ValueError(f"length_penalties must be distinct and increasing, got {grid}")
+        if not (0.0 <= grid[0] and grid[-1] <= MAX_LENGTH_PENALTY):
+            raise ValueError(f"length_penalties must be in [0, {MAX_LENGTH_PENALTY:g}], got {grid}")
+        for name in ("choice_tolerance", "fp16_tolerance", "valid_pairs", "n_bootstrap"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
 
 
 @dataclass(frozen=True)

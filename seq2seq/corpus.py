@@ -241,14 +241,18 @@ def load_split(data: DataConfig, split: str) -> list[Pair]:
     return read_pairs(spec)
 
 
+def load_valid_pairs(data: DataConfig) -> list[Pair]:
+    """The validation pairs training scores on: normalised, the first ``max_valid_pairs``."""
+    valid = normalize_pairs(load_split(data, "val"))
+    return valid[: data.max_valid_pairs] if data.max_valid_pairs else valid
+
+
 def load_splits(data: DataConfig, clean: CleanConfig) -> tuple[list[Pair], list[Pair], CleanStats]:
     """Cleaned training pairs, normalised validation pairs, and what cleaning dropped."""
     train, stats = clean_pairs(load_split(data, "train"), clean)
-    valid = normalize_pairs(load_split(data, "val"))
+    valid = load_valid_pairs(data)
     if data.max_train_pairs:
         train = train[: data.max_train_pairs]
-    if data.max_valid_pairs:
-        valid = valid[: data.max_valid_pairs]
     if not train:
         raise ValueError(f"no training pairs left after cleaning ({stats.summary()})")
     return train, valid, stats

@@ -20,8 +20,9 @@ Layout of ``checkpoints/<name>/`` (`RunDir`):
     ship.json                           what shipping measured and chose (averaging, decoding,
                                         dtype), from which the model card can be rewritten
     model.fp32.safetensors              the float32 weights, set aside while shipping tries float16
-    snapshots/step-<step>.safetensors   reserved for checkpoint averaging: the weights of the last
-                                        N checkpoints, the step zero-padded so names sort by step
+    snapshots/step-<step>.safetensors   the weights at each of the last ``train.average_last``
+                                        validations, for checkpoint averaging; the step
+                                        zero-padded so names sort by step
     ensemble.json                       makes the folder an ensemble: {"format":
                                         "seq2seq-ensemble/1", "members": [...]}, the run
                                         directories whose models decode as one, relative to this
@@ -100,8 +101,9 @@ class ReportDir:
 class RunDir:
     """The paths of one run directory (see the module docstring for what each file holds).
 
-    Only names paths: reading and writing them is `checkpoint`'s (config, weights, state, log,
-    lock, ensemble list), `tokenizer`'s, `evaluate`'s and the shipping script's job.
+    Only names paths (and finds which snapshots exist): reading and writing them is
+    `checkpoint`'s (config, weights, state, log, lock, ensemble list), `snapshots`'s,
+    `tokenizer`'s, `evaluate`'s and `ship`'s job.
     """
 
     root: Path
@@ -193,8 +195,19 @@ class RunDir:
         return self.root / self.SNAPSHOT_DIR
 
     def snapshot(self, step: int) -> Path:
-        """The weights snapshot of training step ``step`` (reserved for checkpoint averaging)."""
+        """The weights snapshot of training step ``step``, for checkpoint averaging."""
         return self.snapshot_dir / self.SNAPSHOT_FILE.format(step=step)
+
+    def snapshots(self) -> dict[int, Path]:
+        """The snapshots on disk by step, in step order (a write in progress, under a temporary
+        name, is none of them)."""
+        head, tail = self.SNAPSHOT_FILE.split("{step:08d}")
+        found = {}
+        for path in self.snapshot_dir.glob(f"{head}*{tail}"):
+            digits = path.name[len(head) : len(path.name) - len(tail)]
+            if digits.isdigit():
+                found[int(digits)] = path
+        return dict(sorted(found.items()))
 
     @property
     def ensemble(self) -> Path:

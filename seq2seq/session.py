@@ -25,7 +25,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from seq2seq import checkpoint
+from seq2seq import checkpoint, snapshots
 from seq2seq.config import RunConfig, SubwordConfig, TrainConfig
 from seq2seq.corpus import Pair, load_splits
 from seq2seq.data import ParallelDataset, TokenBatchSampler
@@ -397,7 +397,8 @@ def restore(session: TrainingSession) -> None:
     per_rank = state.get("rank_rng", [])
     same_world = len(per_rank) == session.dist.world_size
     set_random_states(per_rank[session.dist.rank] if same_world else state, session.device)
-    if session.dist.is_main:  # drop log lines written after the checkpoint by the killed run
+    if session.dist.is_main:  # drop the snapshots and log lines the killed run wrote after it
+        snapshots.drop_snapshots_after(RunDir(session.run_dir), session.progress.step)
         records = checkpoint.read_log(session.run_dir)
         kept = [r for r in records if r.get("step", 0) <= session.progress.step]
         text = "".join(json.dumps(r) + "\n" for r in kept)

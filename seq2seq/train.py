@@ -14,16 +14,17 @@ import math
 import time
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.distributed as dist
 
-from seq2seq import checkpoint
+from seq2seq import checkpoint, snapshots
 from seq2seq.config import DecodeConfig, RunConfig
-from seq2seq.data import Batch
+from seq2seq.data import Batch, ParallelDataset
 from seq2seq.distributed import all_reduce_sum, broadcast_float
 from seq2seq.metrics import score_corpus
+from seq2seq.model import Seq2Seq
 from seq2seq.objective import label_smoothed_loss, teacher_forced_loss
 from seq2seq.plots import plot_learning_curves
 from seq2seq.progress import ProgressReporter
@@ -38,10 +39,28 @@ from seq2seq.session import (
     save_resumable,
     setup,
 )
+from seq2seq.tokenizer import Tokenizer
+
+
+class Validatable(Protocol):
+    """What `validate` reads: a `TrainingSession`, or a finished run (`averaging.RunValidation`)."""
+
+    @property
+    def cfg(self) -> RunConfig: ...
+    @property
+    def model(self) -> Seq2Seq: ...
+    @property
+    def tokenizer(self) -> Tokenizer: ...
+    @property
+    def valid_data(self) -> ParallelDataset: ...
+    @property
+    def valid_refs(self) -> list[str]: ...
+    @property
+    def device(self) -> torch.device: ...
 
 
 @torch.no_grad()
-def validate(session: TrainingSession) -> dict[str, float]:
+def validate(session: Validatable) -> dict[str, float]:
     """Teacher-forced loss/perplexity and greedy (or beam) BLEU on the validation set."""
     model, tc = session.model, session.cfg.train
     model.eval()
@@ -138,6 +157,13 @@ def run_validation(session: TrainingSession, reporter: ProgressReporter) -> None
     metrics = validate(session) if session.dist.is_main else {}
     after_validation(session, metrics)
     if session.dist.is_main:
+        if session.cfg.train.average_last:
+            snapshots.save_snapshot(
+                session.model,
+                RunDir(session.run_dir),
+                session.progress.step,
+                keep=session.cfg.train.average_last,
+            )
         record = {
             "step": session.progress.step,
             "epoch": session.progress.epoch,
@@ -213,12 +239,35 @@ def train_loop(session: TrainingSession) -> Progress:
         run_validation(session, reporter)
     progress.stopped = progress.stopped or f"reached max_epochs={tc.max_epochs}"
     save_resumable(session)
+    average_last_snapshots(session, reporter)
     reporter.message(
         f"{progress.stopped}; best validation BLEU {progress.best_bleu:.2f} "
         f"at step {progress.best_step}; run directory {session.run_dir}"
     )
     reporter.close()
     return progress
+
+
+def average_last_snapshots(session: TrainingSession, reporter: ProgressReporter) -> None:
+    """Average the last ``train.average_last`` snapshots and keep the mean as the run's weights
+    if it validates better than the best checkpoint (`snapshots.try_average`); log both scores.
+    Rank 0 does it; the other processes wait for it."""
+    keep = session.cfg.train.average_last
+    if session.dist.is_main and keep:
+        run = RunDir(session.run_dir)
+        paths = snapshots.last_snapshots(run, keep)
+        if len(paths) >= 2:
+            outcome = snapshots.try_average(
+                session.model,
+                paths,
+                session.progress.best_bleu,
+                lambda: validate(session)["valid_bleu"],
+                run,
+            )
+            checkpoint.append_log(session.run_dir, outcome.log_record(session.progress.step))
+            reporter.message(outcome.summary())
+    if session.dist.enabled:
+        dist.barrier()
 
 
 def _validated_last(session: TrainingSession) -> bool:

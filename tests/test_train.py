@@ -219,7 +219,7 @@ def test_a_trained_and_evaluated_run_holds_exactly_the_files_run_dir_names(tmp_p
     tokenizer = [run.joint_tokenizer] if joint else [run.src_tokenizer, run.tgt_tokenizer]
     named = {
         *(run.config, run.weights, run.state, *tokenizer, run.log, run.learning_curve),
-        *(run.clean_stats, run.lock),
+        *(run.clean_stats, run.lock, run.snapshot(6)),
         *(report.json, report.markdown, report.hypotheses, report.greedy_hypotheses),
         *(report.attention(1), report.attention(2), report.bleu_by_length),
     }
@@ -463,7 +463,7 @@ def test_checkpoint_average_is_the_mean_of_the_weights(tmp_path):
         path = tmp_path / f"s{seed}.pt"
         checkpoint.save_state(path, {"format": checkpoint.FORMAT, "model": model.state_dict()})
         states.append((path, model.state_dict()))
-    averaged = checkpoint.average_states([p for p, _ in states])
+    averaged = checkpoint.average_weights([p for p, _ in states])
     name = "decoder.combine.weight"
     expected = sum(s[name] for _, s in states) / 3
     torch.testing.assert_close(averaged[name], expected)
@@ -491,9 +491,10 @@ def test_plateau_halves_after_patience_and_stops_at_min_lr(tmp_path, monkeypatch
         return {"valid_loss": 1.0, "valid_ppl": math.e, "valid_bleu": next(bleus)}
 
     monkeypatch.setattr(training, "validate", scripted_validation)
+    # average_last=0: the script has a score for each validation, none for an average at the end
     cfg = task_config(
         tmp_path, lr=0.008, lr_patience=1, lr_factor=0.5, min_lr=0.002, patience=0,
-        valid_every=1, max_steps=7, log_every=1,
+        valid_every=1, max_steps=7, log_every=1, average_last=0,
     )  # fmt: skip
     run_dir = training.train(cfg)
     after = [r["lr"] for r in checkpoint.read_log(run_dir) if "valid_bleu" in r]
@@ -528,10 +529,13 @@ def test_validation_decodes_with_valid_beam(tmp_path, monkeypatch):
         return real_decode(model, src, cfg, device, **kwargs)
 
     monkeypatch.setattr(training, "decode_corpus", recording_decode)
-    training.train(task_config(tmp_path / "beam", max_steps=4, valid_every=2, valid_beam=3))
+    # average_last=0: no validation of averaged snapshots at the end (see test_snapshots.py)
+    training.train(
+        task_config(tmp_path / "beam", max_steps=4, valid_every=2, valid_beam=3, average_last=0)
+    )
     assert beams == [3, 3]
     beams.clear()
-    training.train(task_config(tmp_path / "greedy", max_steps=4, valid_every=2))
+    training.train(task_config(tmp_path / "greedy", max_steps=4, valid_every=2, average_last=0))
     assert beams == [1, 1]
 
 

@@ -99,7 +99,8 @@ def test_validation_and_decoding_see_the_plain_segmentation(tmp_path, monkeypatc
 
     monkeypatch.setattr(training, "decode_corpus", recording_decode)
     monkeypatch.setattr(training, "teacher_forced_loss", recording_loss)
-    cfg = sampling_config(tmp_path, alpha=0.5, max_steps=4, valid_every=2)
+    # average_last=0: two validations, and no third one of averaged snapshots at the end
+    cfg = sampling_config(tmp_path, alpha=0.5, max_steps=4, valid_every=2, average_last=0)
     run_dir = training.train(cfg)
     tokenizer = Tokenizer.load(run_dir)
     _, valid_pairs, _ = load_splits(cfg.data, cfg.clean)

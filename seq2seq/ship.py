@@ -1,0 +1,320 @@
+"""A finished training run → a shipped model: ``seq2seq ship RUN``.
+
+In this order, so that nothing is chosen on a test set:
+1. averaging: the run's latest checkpoint averaging (training's own, or ``seq2seq average``'s,
+   from its log); a run with snapshots that were never averaged is averaged now;
+2. decoding: every beam size with a grid of length penalties, scored on the validation set; a
+   grid whose best value sits on its upper edge grows by its step until it does not (or reaches
+   `config.MAX_LENGTH_PENALTY`); the smallest beam within a tolerance of the best score, with its
+   best length penalty, becomes the run's ``decode`` settings;
+3. float16: the weights are stored in float16 if validation BLEU holds within a tolerance; the
+   float32 file is set aside meanwhile (`RunDir.fp32_weights`) and the weights file is only ever
+   replaced by an atomic rename, so it is whole at every moment;
+4. the test reports (`evaluate.evaluate_translator`) on every test set at hand;
+5. `RunDir.ship_record` (what was measured and chosen) and the model card (`model_card`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from seq2seq import checkpoint
+from seq2seq.averaging import average_files
+from seq2seq.config import MAX_LENGTH_PENALTY, DataConfig, ShipConfig
+from seq2seq.corpus import load_split
+from seq2seq.download import MULTI30K_LANGS, DownloadError
+from seq2seq.evaluate import evaluate_translator
+from seq2seq.machine import describe_machine
+from seq2seq.metrics import score_corpus
+from seq2seq.model_card import model_card
+from seq2seq.rundir import RunDir
+from seq2seq.snapshots import AveragingOutcome, last_averaging, last_snapshots
+from seq2seq.translate import Translator
+
+SHIP_FORMAT = "seq2seq-ship/1"
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One decoding setting scored on the validation set."""
+
+    beam: int
+    length_penalty: float
+    valid_bleu: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class PrecisionTrial:
+    """The float16 check: validation BLEU in both precisions and the dtype shipped."""
+
+    fp32_valid_bleu: float
+    fp16_valid_bleu: float
+    dtype: str  # "float16" or "float32"
+
+
+@dataclass(frozen=True)
+class ShipRecord:
+    """What shipping measured and chose (`RunDir.ship_record`); the model card is written from
+    it and the test reports."""
+
+    machine: str  # `machine.describe_machine`: where the decoding was timed and scored
+    averaging: AveragingOutcome | None
+    tuning: list[Trial]
+    decoding: Trial  # the chosen one
+    precision: PrecisionTrial
+    tests: dict[str, dict[str, float]]  # test set -> system (greedy, beam-K) -> BLEU
+    tests_not_at_hand: list[str]  # asked for, but neither cached nor reachable
+
+    def to_dict(self) -> dict[str, Any]:
+        averaging = self.averaging
+        return {
+            "format": SHIP_FORMAT,
+            **dataclasses.asdict(self),
+            "averaging": {**dataclasses.asdict(averaging), "kept": averaging.kept}
+            if averaging
+            else None,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: Path) -> ShipRecord:
+        if raw.get("format") != SHIP_FORMAT:
+            raise ValueError(
+                f"{source} was not written by `seq2seq ship` (format {SHIP_FORMAT}); ship the "
+                "run again to rewrite it"
+            )
+        averaging = raw["averaging"]
+        return cls(
+            machine=raw["machine"],
+            averaging=AveragingOutcome.from_log_record(averaging) if averaging else None,
+            tuning=[Trial(**trial) for trial in raw["tuning"]],
+            decoding=Trial(**raw["decoding"]),
+            precision=PrecisionTrial(**raw["precision"]),
+            tests=raw["tests"],
+            tests_not_at_hand=raw["tests_not_at_hand"],
+        )
+
+
+def valid_bleu(
+    translator: Translator, sources: list[str], refs: list[str], beam: int, length_penalty: float
+) -> float:
+    """Corpus BLEU of ``translator``'s output with this decoding (the scorer of every choice)."""
+    translations = translator.translate(sources, beam_size=beam, length_penalty=length_penalty)
+    return score_corpus([t.text for t in translations], refs, n_bootstrap=0)["bleu"].score
+
+
+Scorer = Callable[[int, float], float]  # (beam size, length penalty) -> validation BLEU
+
+
+def timed_trial(score: Scorer, beam: int, length_penalty: float) -> Trial:
+    start = time.perf_counter()
+    bleu = score(beam, length_penalty)
+    trial = Trial(beam, length_penalty, bleu, round(time.perf_counter() - start, 1))
+    print(f"validation, beam {beam}, length penalty {length_penalty}: BLEU {bleu:.2f}", flush=True)
+    return trial
+
+
+def tune_length_penalty(score: Scorer, beam: int, grid: Sequence[float]) -> list[Trial]:
+    """``grid`` scored at ``beam``, grown by its last step while its best value is its largest
+    (the best may lie beyond), up to `MAX_LENGTH_PENALTY`."""
+    trials = [timed_trial(score, beam, lp) for lp in grid]
+    step = grid[-1] - grid[-2] if len(grid) > 1 else 0.4
+    while True:
+        best = max(trials, key=lambda t: t.valid_bleu)  # the first of equals: no growth on a tie
+        largest = max(t.length_penalty for t in trials)
+        if best.length_penalty < largest or largest >= MAX_LENGTH_PENALTY:
+            return trials
+        trials.append(timed_trial(score, beam, round(min(largest + step, MAX_LENGTH_PENALTY), 4)))
+
+
+def tune_decoding(score: Scorer, beams: Sequence[int], grid: Sequence[float]) -> list[Trial]:
+    """Every beam size scored: greedy once (a length penalty changes nothing there), every
+    wider beam over the length-penalty ``grid`` (`tune_length_penalty`)."""
+    trials = []
+    for beam in beams:
+        if beam == 1:
+            trials.append(timed_trial(score, 1, 1.0))
+        else:
+            trials += tune_length_penalty(score, beam, grid)
+    return trials
+
+
+def choose_decoding(trials: list[Trial], tolerance: float) -> Trial:
+    """The cheapest setting (smallest beam) within ``tolerance`` BLEU of the best one, with the
+    best length penalty for that beam."""
+    top = max(t.valid_bleu for t in trials)
+    close = [t for t in trials if t.valid_bleu >= top - tolerance]
+    return min(close, key=lambda t: (t.beam, -t.valid_bleu))
+
+
+def restore_float32(run: RunDir) -> None:
+    """Put back float32 weights that an interrupted float16 check left set aside."""
+    if run.fp32_weights.is_file():
+        print(f"{run.fp32_weights} was set aside by an interrupted float16 check: restored")
+        os.replace(run.fp32_weights, run.weights)
+
+
+def try_float16(
+    run: RunDir, fp32_valid_bleu: float, score: Callable[[], float], tolerance: float
+) -> PrecisionTrial:
+    """Store the run's weights in float16 if ``score`` (validation BLEU of the run as it loads
+    from disk) holds within ``tolerance`` of ``fp32_valid_bleu``; else put float32 back.
+
+    The float32 file is copied aside first; the weights file is replaced only by atomic renames,
+    so a crash leaves a whole weights file (and `restore_float32` puts float32 back).
+    """
+    checkpoint.write_atomically(run.fp32_weights, lambda tmp: _copy(run.weights, tmp))
+    model, _ = checkpoint.load_model(run.root)
+    checkpoint.save_weights(model, run.weights, dtype=torch.float16)
+    fp16_valid_bleu = score()
+    keep = fp16_valid_bleu >= fp32_valid_bleu - tolerance
+    if keep:
+        run.fp32_weights.unlink()
+    else:
+        os.replace(run.fp32_weights, run.weights)
+    trial = PrecisionTrial(fp32_valid_bleu, fp16_valid_bleu, "float16" if keep else "float32")
+    print(f"float16: validation BLEU {fp16_valid_bleu:.2f} vs {fp32_valid_bleu:.2f} in float32")
+    print(f"weights stored as {trial.dtype}")
+    return trial
+
+
+def _copy(source: Path, target: Path) -> None:
+    shutil.copyfile(source, target)
+
+
+def settle_averaging(run_dir: Path) -> AveragingOutcome | None:
+    """The run's latest averaging; a run with snapshots it never averaged is averaged now."""
+    done = last_averaging(checkpoint.read_log(run_dir))
+    run = RunDir(run_dir)
+    if done is not None or len(run.snapshots()) < 2:
+        return done
+    cfg, _ = checkpoint.load_config(run_dir)
+    outcome = average_files(run_dir, last_snapshots(run, cfg.train.average_last or 2**31))
+    print(outcome.summary())
+    return outcome
+
+
+def validation_sentences(data: DataConfig, pairs: int) -> tuple[list[str], list[str]]:
+    """Sources and references of the validation split (its first ``pairs``; 0 = all)."""
+    valid = load_split(data, "val")
+    valid = valid[:pairs] if pairs else valid
+    return [src for src, _ in valid], [tgt for _, tgt in valid]
+
+
+def wanted_test_sets(data: DataConfig, options: ShipConfig) -> tuple[str, ...]:
+    """The test sets asked for; by default every Multi30k test set of the language pair."""
+    if options.test_sets or data.corpus != "multi30k":
+        return options.test_sets
+    pair = (data.src_lang, data.tgt_lang)
+    return tuple(
+        split
+        for split, langs in MULTI30K_LANGS.items()
+        if split.startswith("test_") and set(pair) <= set(langs)
+    )
+
+
+def evaluate_tests(
+    run_dir: Path, data: DataConfig, decoding: Trial, options: ShipConfig
+) -> dict[str, dict[str, Any]]:
+    """The test reports (`RunDir.report`) of every test set at hand, by test set."""
+    translator = Translator.from_run(run_dir, device="cpu")
+    reports = {}
+    for split in wanted_test_sets(data, options):
+        try:
+            pairs = load_split(data, split)
+        except (DownloadError, FileNotFoundError, ValueError) as err:
+            print(f"{split}: not available here ({err})")
+            continue
+        reports[split] = evaluate_translator(
+            translator,
+            [src for src, _ in pairs],
+            [tgt for _, tgt in pairs],
+            beam_size=decoding.beam,
+            length_penalty=decoding.length_penalty,
+            report_dir=RunDir(run_dir).report(split).root,
+            n_bootstrap=options.n_bootstrap,
+        )
+        print(f"{split}: BLEU {reports[split]['systems'][-1]['scores']['bleu']['score']:.2f}")
+    return reports
+
+
+def bleu_by_test_set(reports: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Test set -> system name -> BLEU, from the test reports."""
+    return {
+        split: {s["name"]: s["scores"]["bleu"]["score"] for s in report["systems"]}
+        for split, report in reports.items()
+    }
+
+
+def ship(run_dir: Path, options: ShipConfig | None = None) -> ShipRecord:
+    """Ship the run (see the module docstring); the run is locked meanwhile."""
+    options = options or ShipConfig()
+    run_dir = Path(run_dir)
+    run = RunDir(run_dir)
+    cfg, info = checkpoint.load_config(run_dir)  # a clear error for no run, before the lock
+    with checkpoint.lock_run_dir(run_dir):
+        restore_float32(run)
+        averaging = settle_averaging(run_dir)
+        data = dataclasses.replace(cfg.data, mirror=options.mirror or cfg.data.mirror)
+        sources, refs = validation_sentences(data, options.valid_pairs)
+        translator = Translator.from_run(run_dir, device="cpu")
+        tuning = tune_decoding(
+            lambda beam, lp: valid_bleu(translator, sources, refs, beam, lp),
+            options.beams,
+            options.length_penalties,
+        )
+        chosen = choose_decoding(tuning, options.choice_tolerance)
+        decode = cfg.decode.override(beam_size=chosen.beam, length_penalty=chosen.length_penalty)
+        checkpoint.save_config(run_dir, dataclasses.replace(cfg, decode=decode), info)
+        print(f"decoding: beam {chosen.beam}, length penalty {chosen.length_penalty}")
+        precision = try_float16(
+            run,
+            chosen.valid_bleu,
+            lambda: valid_bleu(
+                Translator.from_run(run_dir, device="cpu"),
+                sources,
+                refs,
+                chosen.beam,
+                chosen.length_penalty,
+            ),
+            options.fp16_tolerance,
+        )
+        reports = evaluate_tests(run_dir, data, chosen, options)
+        record = ShipRecord(
+            machine=describe_machine(torch.get_num_threads()),
+            averaging=averaging,
+            tuning=tuning,
+            decoding=chosen,
+            precision=precision,
+            tests=bleu_by_test_set(reports),
+            tests_not_at_hand=[t for t in wanted_test_sets(data, options) if t not in reports],
+        )
+        checkpoint.write_text_atomically(run.ship_record, json.dumps(record.to_dict(), indent=2))
+        checkpoint.write_text_atomically(run.model_card, model_card(run_dir, record, reports))
+    print(f"model card written to {run.model_card}")
+    return record
+
+
+def rewrite_card(run_dir: Path) -> Path:
+    """Write the model card again from `RunDir.ship_record` and the test reports on disk."""
+    run = RunDir(run_dir)
+    if not run.ship_record.is_file():
+        raise FileNotFoundError(f"{run.ship_record} not found: ship the run first")
+    record = ShipRecord.from_dict(json.loads(run.ship_record.read_text()), run.ship_record)
+    reports = {
+        split: json.loads(run.report(split).json.read_text(encoding="utf-8"))
+        for split in record.tests
+        if run.report(split).json.is_file()
+    }
+    checkpoint.write_text_atomically(run.model_card, model_card(run_dir, record, reports))
+    return run.model_card
