@@ -393,7 +393,8 @@ def _add_sampling_flags(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seq2seq",
-        description="RNN encoder-decoder translation: prepare, train, average, ship, translate, evaluate.",
+        description="RNN encoder-decoder translation: prepare, train, average, ship, translate, "
+        "evaluate.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
