@@ -434,17 +434,23 @@ def test_broken_run_names_its_folder(tmp_path: Path) -> None:
     assert app.TRAIN_COMMAND in str(err.value)
 
 
-def test_cli_without_runs_exits_with_a_clear_message(tmp_path: Path) -> None:
-    (tmp_path / "half-trained").mkdir()
-    (tmp_path / "half-trained" / "config.json").write_text("{}")
-    env = {**os.environ, "SEQ2SEQ_PORT": str(free_port())}
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "app.py"), "--checkpoints", str(tmp_path)],
+def run_app(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`python app.py ARGS` as a user starts it, from the repository root."""
+    return subprocess.run(
+        [sys.executable, str(REPO / "app.py"), *args],
         capture_output=True,
         text=True,
         timeout=180,
         env=env,
         cwd=REPO,
+    )
+
+
+def test_cli_without_runs_exits_with_a_clear_message(tmp_path: Path) -> None:
+    (tmp_path / "half-trained").mkdir()
+    (tmp_path / "half-trained" / "config.json").write_text("{}")
+    proc = run_app(
+        ["--checkpoints", str(tmp_path)], {**os.environ, "SEQ2SEQ_PORT": str(free_port())}
     )
     assert proc.returncode != 0
     assert str(tmp_path) in proc.stderr
@@ -459,15 +465,8 @@ def test_port_in_use_is_a_one_line_error(trained_run: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SEQ2SEQ_", "GRADIO_S"))}
-        proc = subprocess.run(
-            [sys.executable, str(REPO / "app.py"), "--checkpoints", str(trained_run.parent)]
-            + ["--host", "127.0.0.1", "--port", str(port)],
-            capture_output=True,
-            text=True,
-            timeout=180,
-            env=env,
-            cwd=REPO,
-        )
+        args = ["--checkpoints", str(trained_run.parent), "--host", "127.0.0.1", "--port"]
+        proc = run_app([*args, str(port)], env)
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]

@@ -25,21 +25,21 @@ NUM_SENTENCES = 60
 BEAM = 3
 
 
-def evaluate(run, src, ref, report_dir, *extra: str) -> subprocess.CompletedProcess[str]:
-    return run_cli(
+def evaluate_args(run, src, ref, report_dir, *extra: str) -> list[str]:
+    """`seq2seq evaluate` of a run on files, into report_dir, with 100 bootstrap resamples."""
+    return [
         "evaluate",
-        "--checkpoint",
-        str(run),
-        "--src",
-        str(src),
-        "--ref",
-        str(ref),
-        "--report-dir",
-        str(report_dir),
-        "--bootstrap",
-        "100",
+        "--checkpoint", str(run),
+        "--src", str(src),
+        "--ref", str(ref),
+        "--report-dir", str(report_dir),
+        "--bootstrap", "100",
         *extra,
-    )
+    ]  # fmt: skip
+
+
+def evaluate(run, src, ref, report_dir, *extra: str) -> subprocess.CompletedProcess[str]:
+    return run_cli(*evaluate_args(run, src, ref, report_dir, *extra))
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -66,25 +66,7 @@ def evaluated(
     """The report directory of `seq2seq evaluate --beam 3` on the slice, run in this process."""
     report_dir = tmp_path_factory.mktemp("evaluated")
     src, ref = test_slice
-    main(
-        [
-            "evaluate",
-            "--checkpoint",
-            str(trained_run),
-            "--src",
-            str(src),
-            "--ref",
-            str(ref),
-            "--report-dir",
-            str(report_dir),
-            "--beam",
-            str(BEAM),
-            "--bootstrap",
-            "100",
-            "--device",
-            "cpu",
-        ]
-    )
+    main(evaluate_args(trained_run, src, ref, report_dir, "--beam", str(BEAM), "--device", "cpu"))
     return report_dir
 
 
