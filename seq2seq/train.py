@@ -147,9 +147,13 @@ def should_stop(session: TrainingSession, started: float) -> bool:
     progress, tc = session.progress, session.cfg.train
     if tc.max_steps and progress.step >= tc.max_steps:
         progress.stopped = progress.stopped or f"reached max_steps={tc.max_steps}"
-    elapsed = progress.train_seconds + time.perf_counter() - started
-    if tc.max_minutes and elapsed >= tc.max_minutes * 60:
-        progress.stopped = progress.stopped or f"reached max_minutes={tc.max_minutes}"
+    if tc.max_minutes:
+        elapsed = progress.train_seconds + time.perf_counter() - started
+        # Each process reads its own clock: rank 0's decides for all, or a process that stops
+        # first would leave the others waiting forever in their next all-reduce.
+        elapsed = broadcast_float(elapsed, session.dist, session.device)
+        if elapsed >= tc.max_minutes * 60:
+            progress.stopped = progress.stopped or f"reached max_minutes={tc.max_minutes}"
     return bool(progress.stopped)
 
 

@@ -1,7 +1,8 @@
 """Run under torchrun by test_train: the real `seq2seq train` entry point, observed from inside.
 
-Each rank trains run ``a`` straight through, and run ``b`` until it is killed after step 10 and
-then resumed with ``--resume``. It saves, for the test to check:
+Each rank trains run ``a`` straight through, run ``b`` until it is killed after step 10 and
+then resumed with ``--resume``, and run ``c`` with subword sampling under a time budget while
+rank 1's clock races. It saves, for the test to check:
 - the weights before step 1, step 1's inputs and random state, and the gradients it produced;
 - the learning rate after every step and how each run ended, with its final weights;
 - every file it created, opened for writing, renamed or removed under the output folder.
@@ -9,9 +10,11 @@ then resumed with ``--resume``. It saves, for the test to check:
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import torch
@@ -52,7 +55,7 @@ def record_writes(folder: Path, writes: list[str]) -> None:
 
 def main(config: str, out: Path, records: Path) -> None:
     rank = int(os.environ["RANK"])
-    record: dict[str, Any] = {"lr": {"a": [], "b": []}, "ended": {}, "writes": []}
+    record: dict[str, Any] = {"lr": {"a": [], "b": [], "c": []}, "ended": {}, "writes": []}
     record_writes(out, record["writes"])
     real_step, real_loop = training.train_step, training.train_loop
     current = {"run": "a", "kill_after": 0}
@@ -87,7 +90,7 @@ def main(config: str, out: Path, records: Path) -> None:
         return progress
 
     training.train_step, training.train_loop = observed_step, observed_loop
-    # The three trainings share one process group: a default group destroyed and created again
+    # The trainings share one process group: a default group destroyed and created again
     # in the same processes can meet stale rendezvous keys in torchrun's store.
     destroy, dist.destroy_process_group = dist.destroy_process_group, lambda *_: None
     command = ["train", "--config", config]
@@ -100,6 +103,14 @@ def main(config: str, out: Path, records: Path) -> None:
         pass
     current.update(kill_after=0)
     cli.main([*command, "--train.out_dir", str(out / "b"), "--resume"])
+    # Run c: subword sampling, and a time budget that rank 1's clock, racing 1000 s a reading,
+    # says is spent after one step; rank 0's clock must decide for both.
+    if rank == 1:
+        readings = itertools.count()
+        training.time = SimpleNamespace(perf_counter=lambda: 1000.0 * next(readings))
+    current.update(run="c")
+    timed = ["--train.max_minutes", "30", "--subword.sampling_alpha", "0.1"]
+    cli.main([*command, "--train.out_dir", str(out / "c"), *timed])
     torch.save(record, records / f"rank{rank}.pt")
     destroy()
 

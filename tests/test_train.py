@@ -364,6 +364,24 @@ def test_ddp_ranks_take_the_same_decisions_and_end_equal(ddp_records):
 
 
 @pytest.mark.slow
+def test_ddp_rank_0s_clock_and_sampling_keep_the_ranks_in_step(ddp_records):
+    """Run c: rank 1's clock says the 30 minutes are spent after one step. Stopping on it alone
+    would leave rank 0 waiting in an all-reduce; with subword sampling each rank re-segments
+    its own shard, and the replicas must still end equal."""
+    out, ranks = ddp_records
+    cfg, _ = checkpoint.load_config(out / "c" / "ddp")
+    assert cfg.subword.sampling_alpha > 0 and cfg.train.max_minutes == 30
+    ended = [rank["ended"]["c"] for rank in ranks]
+    assert ended[0]["step"] == ended[1]["step"] == 12
+    assert ended[0]["stopped"] == ended[1]["stopped"]
+    assert "max_minutes" not in ended[0]["stopped"]
+    assert dict(ranks[0]["lr"]["c"]) == dict(ranks[1]["lr"]["c"])
+    for name, tensor in ended[0]["model"].items():
+        assert torch.equal(tensor, ended[1]["model"][name]), name
+        assert not torch.equal(tensor, ranks[0]["ended"]["a"]["model"][name]), name
+
+
+@pytest.mark.slow
 def test_ddp_only_rank_0_writes_the_run_directory(ddp_records):
     out, ranks = ddp_records
     assert ranks[1]["writes"] == []
