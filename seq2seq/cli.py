@@ -1,5 +1,5 @@
-"""Command line: `seq2seq prepare | train | average | ship | translate | evaluate`, and
-``--version``.
+"""Command line: `seq2seq prepare | train | average | ensemble | ship | translate | evaluate`,
+and ``--version``.
 
 Parses arguments into the config dataclasses and calls the module that owns the job; no logic of
 its own. Config flags are built from the dataclass fields as ``--SECTION.FIELD VALUE`` (for
@@ -273,6 +273,13 @@ def cmd_average(args: argparse.Namespace) -> None:
     print(average_run(Path(args.run), last=args.last, files=args.files).summary())
 
 
+def cmd_ensemble(args: argparse.Namespace) -> None:
+    from seq2seq.ensemble_folder import assemble_ensemble
+
+    members = assemble_ensemble(Path(args.folder), [Path(run) for run in args.runs])
+    print(f"{args.folder}: an ensemble of {', '.join(member.name for member in members)}")
+
+
 def cmd_ship(args: argparse.Namespace) -> None:
     import torch
 
@@ -302,7 +309,7 @@ def _add_ship_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         "float16 weights if validation BLEU holds; write the test reports, "
         f"{RunDir.SHIP_FILE} and the model card ({RunDir.MODEL_CARD_FILE}).",
     )
-    ship.add_argument("run", help="run directory (checkpoints/NAME)")
+    ship.add_argument("run", help="run directory or ensemble folder (checkpoints/NAME)")
     defaults = ShipConfig()
     for f in dataclasses.fields(defaults):  # --beams 1 5 10, --valid-pairs N, ...
         default = getattr(defaults, f.name)
@@ -500,6 +507,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chosen.add_argument("--files", type=Path, nargs="+", help="weight files to average instead")
     average.set_defaults(func=cmd_average)
+    ensemble = sub.add_parser(
+        "ensemble",
+        parents=[common],
+        help="make a folder that decodes several finished runs as one model",
+        description="Copy what translation and shipping read of each run into "
+        f"FOLDER/{RunDir.MEMBERS_DIR}/<run name> and list them in FOLDER/{RunDir.ENSEMBLE_FILE}: "
+        "a self-contained folder that translate, evaluate, ship and the demo load as one model. "
+        "The runs must share one SentencePiece model and language pair.",
+    )
+    ensemble.add_argument("folder", help="the ensemble folder to create (checkpoints/NAME)")
+    ensemble.add_argument("runs", nargs="+", help="run directories of the members, in order")
+    ensemble.set_defaults(func=cmd_ensemble)
     _add_ship_parser(sub, common)
     return parser
 

@@ -1,5 +1,5 @@
 """The model card of a shipped run (`RunDir.model_card`), written from what `ship` measured and
-chose (`ship.ShipRecord`), the test reports and the run's config and training facts.
+chose (`ship_record.ShipRecord`), the test reports and the run's config and training facts.
 
 Every fact comes from those: the machine is the one `machine.describe_machine` read while
 shipping, and nothing is written from memory.
@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from seq2seq import checkpoint
-from seq2seq.config import RunConfig, SubwordConfig, TrainConfig
+from seq2seq.config import ModelConfig, RunConfig, SubwordConfig, TrainConfig
 from seq2seq.download import language_pair_name
 from seq2seq.rundir import RunDir, RunInfo
 
 if TYPE_CHECKING:
-    from seq2seq.ship import ShipRecord
+    from seq2seq.ship_record import ShipRecord
 
 
 def scores_section(
@@ -88,7 +88,9 @@ def decoding_section(cfg: RunConfig, record: ShipRecord) -> list[str]:
         "",
     ]
     averaging = record.averaging
-    if averaging is None:
+    if record.members:
+        pass  # each member's averaging is in the members' table
+    elif averaging is None:
         lines += ["No checkpoint averaging: the run kept no weight snapshots.", ""]
     else:
         lines += [
@@ -131,18 +133,24 @@ def subword_text(sw: SubwordConfig) -> str:
     )
 
 
-def training_section(run: RunDir, cfg: RunConfig, info: RunInfo, machine: str) -> list[str]:
-    m, tc = cfg.model, cfg.train
-    threads = f"{tc.threads} thread(s)" if tc.threads else "torch's default threads"
-    return [
-        "## Model and training",
-        "",
-        f"- {(info.parameters or 0) / 1e6:.1f}M parameters: embeddings {m.embed_size} "
-        f"(shared source/target/output: {m.share_embeddings and m.tie_embeddings}), "
+def model_text(m: ModelConfig) -> str:
+    """The architecture in one sentence."""
+    return (
+        f"embeddings {m.embed_size} (shared source/target/output: "
+        f"{m.share_embeddings and m.tie_embeddings}), "
         f"{'bidirectional ' if m.bidirectional else ''}{m.cell.upper()} encoder "
         f"{m.encoder_hidden_size} per direction, {m.cell.upper()} decoder {m.hidden_size} with "
         f"{m.attention} attention and input feeding, {m.num_layers} layer(s), dropout {m.dropout}, "
-        f"word dropout {m.embed_dropout}.",
+        f"word dropout {m.embed_dropout}"
+    )
+
+
+def training_lines(cfg: RunConfig, info: RunInfo) -> list[str]:
+    """One run's model and training, as Markdown bullets."""
+    tc = cfg.train
+    threads = f"{tc.threads} thread(s)" if tc.threads else "torch's default threads"
+    return [
+        f"- {(info.parameters or 0) / 1e6:.1f}M parameters: {model_text(cfg.model)}.",
         f"- {subword_text(cfg.subword)}.",
         f"- {learning_rate_text(tc)}; label smoothing {tc.label_smoothing}; clipping "
         f"{tc.clip_norm}; batches of ≤ {tc.max_tokens} tokens.",
@@ -150,30 +158,121 @@ def training_section(run: RunDir, cfg: RunConfig, info: RunInfo, machine: str) -
         f"validation BLEU {info.best_valid_bleu or 0:.2f} at step {info.best_step}) on "
         f"{info.device}, {info.world_size} process(es) of {threads}, torch {info.torch}; "
         f"stopped: {info.stopped}.",
-        f"- Shipped (decoding chosen, timed and scored) on: {machine}.",
-        f"- Reproduce: `seq2seq train --config configs/{run.name}.yaml`, then "
-        f"`seq2seq ship checkpoints/{run.name}`.",
+    ]
+
+
+def rebuild_lines(folder: RunDir, members: list[tuple[RunDir, RunConfig]]) -> list[str]:
+    """The commands that rebuild the shipped folder: train each run from its config (named as
+    the run), assemble an ensemble of them, ship."""
+    commands = [f"seq2seq train --config configs/{cfg.train.name}.yaml" for _, cfg in members]
+    target = f"checkpoints/{folder.name}"
+    if folder.is_ensemble():
+        runs = " ".join(f"{cfg.train.out_dir}/{cfg.train.name}" for _, cfg in members)
+        commands.append(f"seq2seq ensemble {target} {runs}")
+    commands.append(f"seq2seq ship {target}")
+    return ["## Rebuild", "", "```", *commands, "```", ""]
+
+
+def training_section(
+    folder: RunDir,
+    members: list[tuple[RunDir, RunConfig]],
+    info_of: dict[Path, RunInfo],
+    record: ShipRecord,
+) -> list[str]:
+    """The model and training of the run, or of each member of an ensemble."""
+    lines = ["## Model and training", ""]
+    if not record.members:
+        [(run, cfg)] = members
+        lines += training_lines(cfg, info_of[run.root])
+        lines += ["", f"![learning curves]({folder.relative(run.learning_curve)})", ""]
+    else:
+        lines += [
+            "| member | validation BLEU alone (shipped decoding) | checkpoint averaging |",
+            "|---|---|---|",
+        ]
+        for member in record.members:
+            averaged = member.averaging
+            kept = (
+                f"{averaged.average_valid_bleu:.2f} vs {averaged.best_valid_bleu:.2f}: "
+                f"{'shipped' if averaged.kept else 'not shipped'}"
+                if averaged
+                else "none"
+            )
+            lines.append(f"| {member.name} | {member.valid_bleu:.2f} | {kept} |")
+        lines += [
+            f"| **ensemble** | **{record.decoding.valid_bleu:.2f}** | |",
+            "",
+            "The ensemble averages its members' log-probabilities at every decoding step.",
+            "",
+        ]
+        for run, cfg in members:
+            lines += [f"### {run.name}", "", *training_lines(cfg, info_of[run.root]), ""]
+            lines += [f"![learning curves]({folder.relative(run.learning_curve)})", ""]
+    lines += [f"- Shipped (decoding chosen, timed and scored) on: {record.machine}.", ""]
+    return lines
+
+
+# Single RNNs trained on Multi30k alone, on test_2016_flickr, as their papers report them:
+# multi-bleu on Moses-tokenised, lowercased text against the dataset's lc.norm.tok references.
+PUBLISHED_MULTI30K: dict[tuple[str, str], list[tuple[str, float]]] = {
+    ("de", "en"): [("Lample et al. 2018, 3-layer biLSTM, word vocabulary", 38.4)],
+    ("en", "de"): [
+        ("Lample et al. 2018, 3-layer biLSTM, word vocabulary", 35.2),
+        ("nmtpy attentive GRU example", 37.3),
+        ("Marian RNN (MeMAD, WMT18)", 38.9),
+        ("LIUM text-only single model (WMT17)", 39.0),
+    ],
+}
+PUBLISHED_TEST_SET = "test_2016_flickr"
+
+
+def published_section(cfg: RunConfig, reports: dict[str, dict[str, Any]]) -> list[str]:
+    """This model's shipped decoding beside published single RNNs, each BLEU named for what it
+    is; nothing when the pair has no published numbers or the test set was not scored."""
+    published = PUBLISHED_MULTI30K.get((cfg.data.src_lang, cfg.data.tgt_lang), [])
+    report = reports.get(PUBLISHED_TEST_SET)
+    if cfg.data.corpus != "multi30k" or not published or report is None:
+        return []
+    shipped = report["systems"][-1]
+    literature = "tok+lc, the papers' own (multi-bleu, Moses tokens, lowercased)"
+    return [
+        f"## Beside published single RNNs trained on Multi30k alone ({PUBLISHED_TEST_SET})",
         "",
-        f"![learning curves]({run.relative(run.learning_curve)})",
+        "| system | BLEU | which BLEU |",
+        "|---|---|---|",
+        f"| this model ({shipped['name']}) | {shipped['scores']['bleu']['score']:.1f} | "
+        "sacreBLEU, cased and detokenised |",
+        f"| this model ({shipped['name']}) | {shipped['bleu_tok_lc']['score']:.1f} | tok+lc, "
+        "approximated with sacreBLEU's 13a tokens, lowercased |",
+        *(f"| {system} | {bleu:.1f} | {literature} |" for system, bleu in published),
         "",
     ]
 
 
 def model_card(run_dir: Path, record: ShipRecord, reports: dict[str, dict[str, Any]]) -> str:
-    """The card's Markdown."""
-    run = RunDir(run_dir)
-    cfg, recorded = checkpoint.load_config(run_dir)
-    info = RunInfo.from_dict(recorded)
+    """The card's Markdown: of a run, or of an ensemble folder (`RunDir.is_ensemble`)."""
+    folder = RunDir(run_dir)
+    member_dirs = checkpoint.load_ensemble(run_dir) if folder.is_ensemble() else [Path(run_dir)]
+    loaded = {path: checkpoint.load_config(path) for path in member_dirs}
+    members = [(RunDir(path), cfg) for path, (cfg, _) in loaded.items()]
+    info_of = {path: RunInfo.from_dict(recorded) for path, (_, recorded) in loaded.items()}
+    cfg, info = members[0][1], info_of[member_dirs[0]]
     corpus = "Multi30k task 1" if cfg.data.corpus == "multi30k" else f"`{cfg.data.train}`"
+    what = (
+        f"An ensemble of {len(members)} attentional encoder-decoders"
+        if folder.is_ensemble()
+        else f"An attentional {cfg.model.cell.upper()} encoder-decoder"
+    )
     lines = [
-        f"# {run.name}: {language_pair_name(cfg.data.src_lang, cfg.data.tgt_lang)}",
+        f"# {folder.name}: {language_pair_name(cfg.data.src_lang, cfg.data.tgt_lang)}",
         "",
-        f"An attentional {cfg.model.cell.upper()} encoder-decoder trained on {corpus} "
-        f"({info.train_pairs} training pairs).",
+        f"{what} trained on {corpus} ({info.train_pairs} training pairs).",
         "",
-        *scores_section(run, record, reports),
+        *scores_section(folder, record, reports),
+        *published_section(cfg, reports),
         *decoding_section(cfg, record),
-        *training_section(run, cfg, info, record.machine),
+        *training_section(folder, members, info_of, record),
+        *rebuild_lines(folder, members),
         "## Known limits",
         "",
         "- Multi30k is image captions: short, simple, literal sentences. Other text (news, "

@@ -218,6 +218,21 @@ class RunDir:
         """Where an ensemble folder keeps its member run ``name``."""
         return self.root / self.MEMBERS_DIR / name
 
+    def member_files(self) -> list[Path]:
+        """The files an ensemble folder keeps of this run (`member`): what translation, shipping
+        and the model card read; not the resumable state, snapshots or reports."""
+        names = (
+            self.CONFIG_FILE,
+            self.WEIGHTS_FILE,
+            self.JOINT_TOKENIZER_FILE,
+            self.SRC_TOKENIZER_FILE,
+            self.TGT_TOKENIZER_FILE,
+            self.LOG_FILE,
+            self.LEARNING_CURVE_FILE,
+            self.CLEAN_STATS_FILE,
+        )
+        return [self.root / name for name in names if (self.root / name).is_file()]
+
     def has_model(self) -> bool:
         """Whether the run holds what translation loads first: its config and best weights."""
         return self.config.is_file() and self.weights.is_file()

@@ -1,12 +1,15 @@
-"""A finished training run → a shipped model: ``seq2seq ship RUN``.
+"""A finished training run, or an ensemble folder of runs, → a shipped model:
+``seq2seq ship RUN``.
 
 In this order, so that nothing is chosen on a test set:
 1. averaging: the run's latest checkpoint averaging (training's own, or ``seq2seq average``'s,
-   from its log); a run with snapshots that were never averaged is averaged now;
+   from its log); a run with snapshots that were never averaged is averaged now; an ensemble's
+   members each so;
 2. decoding: every beam size with a grid of length penalties, scored on the validation set; a
    grid whose best value sits on its upper edge grows by its step until it does not (or reaches
    `config.MAX_LENGTH_PENALTY`); the smallest beam within a tolerance of the best score, with its
-   best length penalty, becomes the run's ``decode`` settings;
+   best length penalty, becomes the run's ``decode`` settings (every member's, for an
+   ensemble, which is tuned as one model and then scored member by member);
 3. float16: the weights are stored in float16 if validation BLEU holds within a tolerance; the
    float32 file is set aside meanwhile (`RunDir.fp32_weights`) and the weights file is only ever
    replaced by an atomic rename, so it is whole at every moment;
@@ -17,12 +20,13 @@ In this order, so that nothing is chosen on a test set:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -38,71 +42,9 @@ from seq2seq.machine import describe_machine
 from seq2seq.metrics import score_corpus
 from seq2seq.model_card import model_card
 from seq2seq.rundir import RunDir
+from seq2seq.ship_record import MemberRecord, PrecisionTrial, ShipRecord, Trial
 from seq2seq.snapshots import AveragingOutcome, last_averaging, last_snapshots
 from seq2seq.translate import Translator
-
-SHIP_FORMAT = "seq2seq-ship/1"
-
-
-@dataclass(frozen=True)
-class Trial:
-    """One decoding setting scored on the validation set."""
-
-    beam: int
-    length_penalty: float
-    valid_bleu: float
-    seconds: float
-
-
-@dataclass(frozen=True)
-class PrecisionTrial:
-    """The float16 check: validation BLEU in both precisions and the dtype shipped."""
-
-    fp32_valid_bleu: float
-    fp16_valid_bleu: float
-    dtype: str  # "float16" or "float32"
-
-
-@dataclass(frozen=True)
-class ShipRecord:
-    """What shipping measured and chose (`RunDir.ship_record`); the model card is written from
-    it and the test reports."""
-
-    machine: str  # `machine.describe_machine`: where the decoding was timed and scored
-    averaging: AveragingOutcome | None
-    tuning: list[Trial]
-    decoding: Trial  # the chosen one
-    precision: PrecisionTrial
-    tests: dict[str, dict[str, float]]  # test set -> system (greedy, beam-K) -> BLEU
-    tests_not_at_hand: list[str]  # asked for, but neither cached nor reachable
-
-    def to_dict(self) -> dict[str, Any]:
-        averaging = self.averaging
-        return {
-            "format": SHIP_FORMAT,
-            **dataclasses.asdict(self),
-            "averaging": {**dataclasses.asdict(averaging), "kept": averaging.kept}
-            if averaging
-            else None,
-        }
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any], source: Path) -> ShipRecord:
-        if raw.get("format") != SHIP_FORMAT:
-            raise ValueError(
-                f"{source} was not written by `seq2seq ship` (format {SHIP_FORMAT}); ship the "
-                "run again to rewrite it"
-            )
-        averaging = raw["averaging"]
-        return cls(
-            machine=raw["machine"],
-            averaging=AveragingOutcome.from_log_record(averaging) if averaging else None,
-            tuning=[Trial(**trial) for trial in raw["tuning"]],
-            decoding=Trial(**raw["decoding"]),
-            precision=PrecisionTrial(**raw["precision"]),
-            tests=raw["tests"],
-            tests_not_at_hand=raw["tests_not_at_hand"],
-        )
 
 
 def valid_bleu(
@@ -165,23 +107,27 @@ def restore_float32(run: RunDir) -> None:
 
 
 def try_float16(
-    run: RunDir, fp32_valid_bleu: float, score: Callable[[], float], tolerance: float
+    runs: Sequence[RunDir], fp32_valid_bleu: float, score: Callable[[], float], tolerance: float
 ) -> PrecisionTrial:
-    """Store the run's weights in float16 if ``score`` (validation BLEU of the run as it loads
-    from disk) holds within ``tolerance`` of ``fp32_valid_bleu``; else put float32 back.
+    """Store the weights of ``runs`` (one run, or an ensemble's members) in float16 if ``score``
+    (validation BLEU as they load from disk) holds within ``tolerance`` of ``fp32_valid_bleu``;
+    else put float32 back.
 
-    The float32 file is copied aside first; the weights file is replaced only by atomic renames,
-    so a crash leaves a whole weights file (and `restore_float32` puts float32 back).
+    Each float32 file is copied aside first; a weights file is replaced only by atomic renames,
+    so a crash leaves whole weights files (and `restore_float32` puts float32 back).
     """
-    checkpoint.write_atomically(run.fp32_weights, lambda tmp: _copy(run.weights, tmp))
-    model, _ = checkpoint.load_model(run.root)
-    checkpoint.save_weights(model, run.weights, dtype=torch.float16)
+    for run in runs:
+        checkpoint.write_atomically(run.fp32_weights, functools.partial(_copy, run.weights))
+    for run in runs:
+        model, _ = checkpoint.load_model(run.root)
+        checkpoint.save_weights(model, run.weights, dtype=torch.float16)
     fp16_valid_bleu = score()
     keep = fp16_valid_bleu >= fp32_valid_bleu - tolerance
-    if keep:
-        run.fp32_weights.unlink()
-    else:
-        os.replace(run.fp32_weights, run.weights)
+    for run in runs:
+        if keep:
+            run.fp32_weights.unlink()
+        else:
+            os.replace(run.fp32_weights, run.weights)
     trial = PrecisionTrial(fp32_valid_bleu, fp16_valid_bleu, "float16" if keep else "float32")
     print(f"float16: validation BLEU {fp16_valid_bleu:.2f} vs {fp32_valid_bleu:.2f} in float32")
     print(f"weights stored as {trial.dtype}")
@@ -256,49 +202,67 @@ def bleu_by_test_set(reports: dict[str, dict[str, Any]]) -> dict[str, dict[str, 
     }
 
 
+def shipped_members(folder: Path) -> list[Path]:
+    """The runs whose weights ``folder`` ships: an ensemble folder's members, or the run."""
+    return checkpoint.load_ensemble(folder) if RunDir(folder).is_ensemble() else [folder]
+
+
+def save_decoding(members: Sequence[Path], chosen: Trial) -> None:
+    """Make the chosen decoding every member's default (an ensemble decodes with its first
+    member's, and a member loaded alone keeps the ensemble's choice)."""
+    for member in members:
+        cfg, info = checkpoint.load_config(member)
+        decode = cfg.decode.override(beam_size=chosen.beam, length_penalty=chosen.length_penalty)
+        checkpoint.save_config(member, dataclasses.replace(cfg, decode=decode), info)
+
+
 def ship(run_dir: Path, options: ShipConfig | None = None) -> ShipRecord:
-    """Ship the run (see the module docstring); the run is locked meanwhile."""
+    """Ship the run or ensemble folder (see the module docstring); it is locked meanwhile."""
     options = options or ShipConfig()
     run_dir = Path(run_dir)
-    run = RunDir(run_dir)
-    cfg, info = checkpoint.load_config(run_dir)  # a clear error for no run, before the lock
-    with checkpoint.lock_run_dir(run_dir):
-        restore_float32(run)
-        averaging = settle_averaging(run_dir)
+    members = shipped_members(run_dir)  # a clear error for no run or a broken list, before locks
+    cfg, _ = checkpoint.load_config(members[0])
+    with ExitStack() as locks:
+        for locked in dict.fromkeys([run_dir, *members]):
+            locks.enter_context(checkpoint.lock_run_dir(locked))
+        for member in members:
+            restore_float32(RunDir(member))
+        averagings = [settle_averaging(member) for member in members]
         data = dataclasses.replace(cfg.data, mirror=options.mirror or cfg.data.mirror)
         sources, refs = validation_sentences(data, options.valid_pairs)
-        translator = Translator.from_run(run_dir, device="cpu")
-        tuning = tune_decoding(
-            lambda beam, lp: valid_bleu(translator, sources, refs, beam, lp),
-            options.beams,
-            options.length_penalties,
-        )
+
+        def scorer(folder: Path) -> Scorer:
+            translator = Translator.from_run(folder, device="cpu")
+            return lambda beam, lp: valid_bleu(translator, sources, refs, beam, lp)
+
+        tuning = tune_decoding(scorer(run_dir), options.beams, options.length_penalties)
         chosen = choose_decoding(tuning, options.choice_tolerance)
-        decode = cfg.decode.override(beam_size=chosen.beam, length_penalty=chosen.length_penalty)
-        checkpoint.save_config(run_dir, dataclasses.replace(cfg, decode=decode), info)
+        save_decoding(members, chosen)
         print(f"decoding: beam {chosen.beam}, length penalty {chosen.length_penalty}")
         precision = try_float16(
-            run,
+            [RunDir(member) for member in members],
             chosen.valid_bleu,
-            lambda: valid_bleu(
-                Translator.from_run(run_dir, device="cpu"),
-                sources,
-                refs,
-                chosen.beam,
-                chosen.length_penalty,
-            ),
+            lambda: scorer(run_dir)(chosen.beam, chosen.length_penalty),
             options.fp16_tolerance,
         )
+        member_records = []
+        if RunDir(run_dir).is_ensemble():
+            for member, averaging in zip(members, averagings, strict=True):
+                alone = scorer(member)(chosen.beam, chosen.length_penalty)
+                print(f"member {member.name} alone: validation BLEU {alone:.2f}")
+                member_records.append(MemberRecord(member.name, averaging, alone))
         reports = evaluate_tests(run_dir, data, chosen, options)
         record = ShipRecord(
             machine=describe_machine(torch.get_num_threads()),
-            averaging=averaging,
+            averaging=None if member_records else averagings[0],
             tuning=tuning,
             decoding=chosen,
             precision=precision,
             tests=bleu_by_test_set(reports),
             tests_not_at_hand=[t for t in wanted_test_sets(data, options) if t not in reports],
+            members=member_records,
         )
+        run = RunDir(run_dir)
         checkpoint.write_text_atomically(run.ship_record, json.dumps(record.to_dict(), indent=2))
         checkpoint.write_text_atomically(run.model_card, model_card(run_dir, record, reports))
     print(f"model card written to {run.model_card}")

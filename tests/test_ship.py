@@ -150,7 +150,8 @@ def test_ship_chooses_on_validation_and_records_choices_scores_and_machine(run, 
     assert MACHINE in card
     assert "Shipped: beam 2, length penalty 1.8 " in card
     assert "| test_2016_flickr | beam-2 |" in card
-    assert f"`seq2seq ship checkpoints/{run.name}`" in card
+    train = f"seq2seq train --config configs/{run.name}.yaml\n"
+    assert f"{train}seq2seq ship checkpoints/{run.name}\n" in card
     run.model_card.unlink()
     ship.rewrite_card(run.root)  # ship.json holds all the card needs
     assert run.model_card.read_text(encoding="utf-8") == card
@@ -228,7 +229,7 @@ def test_float16_is_kept_only_within_the_tolerance_and_swapped_atomically(
         Translator.from_run(run.root, device="cpu")  # loads
         return fp16_bleu
 
-    trial = ship.try_float16(run, 30.0, score_during_the_check, tolerance=0.1)
+    trial = ship.try_float16([run], 30.0, score_during_the_check, tolerance=0.1)
     assert (trial.fp32_valid_bleu, trial.fp16_valid_bleu) == (30.0, fp16_bleu)
     assert trial.dtype == ("float16" if kept else "float32")
     assert not run.fp32_weights.exists()
@@ -249,7 +250,7 @@ def test_an_interrupted_float16_check_leaves_whole_weights_and_the_next_ship_res
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        ship.try_float16(run, 30.0, killed, tolerance=0.1)
+        ship.try_float16([run], 30.0, killed, tolerance=0.1)
     Translator.from_run(run.root, device="cpu")  # the float16 weights file is whole
     assert run.fp32_weights.read_bytes() == original
     assert first_weights.read_bytes() == original
