@@ -22,7 +22,7 @@ from torch import Tensor
 
 from seq2seq.config import ModelConfig
 from seq2seq.data import Batch
-from seq2seq.model import Encoder, word_dropout
+from seq2seq.encoder import Encoder, word_dropout
 from seq2seq.session import Learner, build_grad_scaler
 from seq2seq.train import train_step
 
