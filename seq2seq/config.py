@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 CellType = Literal["rnn", "gru", "lstm"]
-AttentionType = Literal["none", "bahdanau", "dot", "general"]
+AttentionType = Literal["none", "bahdanau", "dot", "general", "scaled_dot", "scaled_general"]
 SubwordType = Literal["unigram", "bpe"]
 DecodeMethod = Literal["greedy", "beam", "sample"]
 # "auto", the default, is what every run saved before there was a choice of method meant: beam
@@ -203,7 +203,8 @@ class ModelConfig:
         "bahdanau",
         "how the decoder looks at the source: none (the encoder's final state only, a "
         "baseline), bahdanau (additive, Bahdanau et al. 2015), dot or general (multiplicative, "
-        "Luong et al. 2015)",
+        "Luong et al. 2015), scaled_dot or scaled_general (the same scores divided by "
+        "sqrt(hidden_size), Vaswani et al. 2017, so that wide states do not saturate the softmax)",
     )
     embed_size: int = setting(256, "width of the word embeddings")
     hidden_size: int = setting(

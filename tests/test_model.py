@@ -7,15 +7,11 @@ import itertools
 import pytest
 import torch
 
-from seq2seq.config import ModelConfig
+from seq2seq.config import ATTENTION_TYPES, ModelConfig
 from seq2seq.model import Seq2Seq
 
 V = 23
-GRID = list(
-    itertools.product(
-        ["rnn", "gru", "lstm"], ["none", "bahdanau", "dot", "general"], [True, False], [1, 2]
-    )
-)
+GRID = list(itertools.product(["rnn", "gru", "lstm"], ATTENTION_TYPES, [True, False], [1, 2]))
 
 
 def tiny(cell, attention, bidirectional, layers, **kw):
