@@ -1,11 +1,15 @@
-"""The decoder and the `DecoderState` it carries.
+"""The decoders, chosen by ``ModelConfig.decoder``, and the `DecoderState` they carry.
 
-- `LuongDecoder` (Luong et al. 2015): the RNN step, then attention queried with the new state,
-  then the attentional vector tanh(W [h; context]) that is fed to the next step (input feeding,
-  §3.3) and projected to the vocabulary.
+- ``luong`` (`LuongDecoder`, Luong et al. 2015): the RNN step, then attention queried with the
+  new state, then the attentional vector tanh(W [h; context]) that is fed to the next step (input
+  feeding, §3.3) and projected to the vocabulary.
+- ``cgru`` (`ConditionalGRUDecoder`, the conditional GRU of Nematus, Marian and nmtpy: Sennrich
+  et al. 2017, §2.3): a first GRU transition on the previous target word, attention queried with
+  that intermediate state, a second GRU transition fed the context, then a deep output
+  tanh(W [s; context; y_prev]) projected to the vocabulary.
 
-Decoders expose the same four methods (`Decoder`), so `model.Seq2Seq` and the search need not
-know which one runs. Shapes as in `model`.
+Both expose the same four methods, so `model.Seq2Seq` and the search need not know which one
+runs. Shapes as in `model`.
 """
 
 from __future__ import annotations
@@ -26,14 +30,14 @@ class DecoderState:
 
     hidden: Tensor  # (L, B, H)
     cell: Tensor | None  # (L, B, H) for LSTM
-    feed: Tensor  # (B, H) attentional vector of the last step (input feeding)
+    feed: Tensor | None  # (B, H) luong: the last attentional vector (input feeding); cgru: None
 
     def select(self, rows: Tensor) -> DecoderState:
         """Reorder or repeat batch rows (beam search)."""
         return DecoderState(
             self.hidden.index_select(1, rows),
             None if self.cell is None else self.cell.index_select(1, rows),
-            self.feed.index_select(0, rows),
+            None if self.feed is None else self.feed.index_select(0, rows),
         )
 
     def rnn_state(self) -> Tensor | tuple[Tensor, Tensor]:
@@ -130,6 +134,7 @@ class LuongDecoder(Decoder):
         """One step from embedded inputs (B, 1, E): attentional vector (B, 1, H), state,
         attention (B, 1, S)."""
         if self.cfg.input_feeding:
+            assert state.feed is not None
             embedded = torch.cat([embedded, state.feed.unsqueeze(1)], dim=-1)
         out, final = self.rnn(embedded, state.rnn_state())
         hidden, cell = final if isinstance(final, tuple) else (final, None)
@@ -145,6 +150,62 @@ class LuongDecoder(Decoder):
         return attentional
 
 
+class ConditionalGRUDecoder(Decoder):
+    """Sennrich et al. 2017 (Nematus), §2.3, with a deep output as theirs (Pascanu et al. 2014).
+
+    With ``num_layers`` L > 1 the conditional GRU is the first layer and L - 1 plain GRU layers
+    stack on it, each fed the state of the one below (the stacked decoder of Miceli Barone et
+    al. 2017, Marian's ``--dec-depth``); the deep output reads the top layer's state.
+    """
+
+    def __init__(self, cfg: ModelConfig, embedding: nn.Embedding) -> None:
+        super().__init__(cfg, embedding)
+        h, e = cfg.hidden_size, cfg.embed_size
+        self.first_transition = nn.GRU(e, h, batch_first=True)
+        self.attention = build_attention(cfg.attention, h, h)
+        assert self.attention is not None, "ModelConfig refuses cgru without attention"
+        self.second_transition = nn.GRU(h, h, batch_first=True)
+        self.upper_layers = (
+            nn.GRU(
+                h,
+                h,
+                num_layers=cfg.num_layers - 1,
+                batch_first=True,
+                dropout=cfg.dropout if cfg.num_layers > 2 else 0.0,
+            )
+            if cfg.num_layers > 1
+            else None
+        )
+        self.deep_output = nn.Linear(h + h + e, e)
+        self.generator = self.output_layer()
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def initial_state(self, enc: EncoderOutput) -> DecoderState:
+        return DecoderState(enc.init_hidden, None, None)
+
+    def step(
+        self, embedded: Tensor, state: DecoderState, enc: EncoderOutput
+    ) -> tuple[Tensor, DecoderState, Tensor]:
+        """One step from embedded inputs (B, 1, E): deep output (B, 1, E), state, attention
+        (B, 1, S)."""
+        assert self.attention is not None
+        intermediate, _ = self.first_transition(embedded, state.hidden[:1])  # (B, 1, H)
+        context, weights = self.attention(intermediate, enc.keys, enc.memory, enc.src_pad_mask)
+        conditional, _ = self.second_transition(context, intermediate.transpose(0, 1))
+        hidden, top = conditional.transpose(0, 1), conditional  # (1, B, H), (B, 1, H)
+        if self.upper_layers is not None:
+            top, upper = self.upper_layers(self.dropout(conditional), state.hidden[1:])
+            hidden = torch.cat([hidden, upper], dim=0)  # (L, B, H)
+        deep = self.deep_output(torch.cat([self.dropout(top), context, embedded], dim=-1))
+        return torch.tanh(deep), DecoderState(hidden, None, None), weights
+
+    def logits(self, outputs: Tensor) -> Tensor:
+        """Deep outputs (B, T, E) -> (B, T, V)."""
+        return self.generator(self.dropout(outputs))
+
+
 def build_decoder(cfg: ModelConfig, embedding: nn.Embedding) -> Decoder:
-    """The decoder of ``cfg``, reading targets through ``embedding``."""
+    """The decoder ``cfg.decoder`` names, reading targets through ``embedding``."""
+    if cfg.decoder == "cgru":
+        return ConditionalGRUDecoder(cfg, embedding)
     return LuongDecoder(cfg, embedding)

@@ -1,5 +1,5 @@
 """The attentional RNN encoder-decoder: the `encoder`, a bridge to the decoder's first state,
-and the `decoder`.
+and the `decoder` that ``ModelConfig.decoder`` names.
 
 Shapes: B batch, S source length, T target length, E embedding, H hidden (decoder; the encoder's
 output is H wide too: H/2 per direction when bidirectional), V vocabulary, L layers, K beam.

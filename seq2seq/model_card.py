@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from seq2seq import checkpoint
-from seq2seq.config import RunConfig, SubwordConfig, TrainConfig
+from seq2seq.config import ModelConfig, RunConfig, SubwordConfig, TrainConfig
 from seq2seq.download import language_pair_name
 from seq2seq.rundir import RunDir, RunInfo
 
@@ -131,6 +131,16 @@ def subword_text(sw: SubwordConfig) -> str:
     )
 
 
+def decoder_text(m: ModelConfig) -> str:
+    if m.decoder == "cgru":
+        return (
+            f"conditional GRU decoder {m.hidden_size} (Sennrich et al. 2017) with {m.attention} "
+            "attention"
+        )
+    feeding = "and input feeding" if m.input_feeding else "without input feeding"
+    return f"{m.cell.upper()} decoder {m.hidden_size} with {m.attention} attention {feeding}"
+
+
 def training_section(run: RunDir, cfg: RunConfig, info: RunInfo, machine: str) -> list[str]:
     m, tc = cfg.model, cfg.train
     threads = f"{tc.threads} thread(s)" if tc.threads else "torch's default threads"
@@ -140,9 +150,8 @@ def training_section(run: RunDir, cfg: RunConfig, info: RunInfo, machine: str) -
         f"- {(info.parameters or 0) / 1e6:.1f}M parameters: embeddings {m.embed_size} "
         f"(shared source/target/output: {m.share_embeddings and m.tie_embeddings}), "
         f"{'bidirectional ' if m.bidirectional else ''}{m.cell.upper()} encoder "
-        f"{m.encoder_hidden_size} per direction, {m.cell.upper()} decoder {m.hidden_size} with "
-        f"{m.attention} attention and input feeding, {m.num_layers} layer(s), dropout {m.dropout}, "
-        f"word dropout {m.embed_dropout}.",
+        f"{m.encoder_hidden_size} per direction, {decoder_text(m)}, {m.num_layers} layer(s), "
+        f"dropout {m.dropout}, word dropout {m.embed_dropout}.",
         f"- {subword_text(cfg.subword)}.",
         f"- {learning_rate_text(tc)}; label smoothing {tc.label_smoothing}; clipping "
         f"{tc.clip_norm}; batches of ≤ {tc.max_tokens} tokens.",
