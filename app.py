@@ -379,7 +379,9 @@ def facts_table(translator: Translator) -> str:
             "Architecture",
             f"{model.cell.upper()} {model.num_layers}-layer "
             f"{'bidirectional ' if model.bidirectional else ''}encoder, "
-            f"{model.attention} attention, embeddings {model.embed_size}, "
+            f"{model.attention} attention, "
+            f"{'conditional GRU decoder, ' if model.decoder == 'cgru' else ''}"
+            f"embeddings {model.embed_size}, "
             f"hidden {model.hidden_size}",
         ),
         ("Subwords", f"{cfg.subword.model_type} {cfg.subword.vocab_size:,}"),

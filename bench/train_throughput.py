@@ -22,7 +22,7 @@ from torch import Tensor
 
 from seq2seq.config import ModelConfig
 from seq2seq.data import Batch
-from seq2seq.model import Encoder, word_dropout
+from seq2seq.encoder import Encoder, word_dropout
 from seq2seq.session import Learner, build_grad_scaler
 from seq2seq.train import train_step
 
@@ -33,9 +33,9 @@ def step_flops(m: ModelConfig, batch: Batch, packed: bool = True) -> float:
     """FLOPs of one training step as executed (2 per multiply-add, x3 for forward + backward).
 
     Counts the matrix products: encoder RNN (real tokens only when packed), attention keys, the
-    bridge, and per padded target position the decoder RNN (with the fed-back vector), attention
-    scores and context, combine, pre-output and output projection. Element-wise work (gates,
-    softmax, loss, Adam) is left out.
+    bridge, and per padded target position the decoder RNN (with the fed-back vector; cgru: its
+    two transitions), attention scores and context, combine and pre-output (cgru: the deep
+    output) and output projection. Element-wise work (gates, softmax, loss, Adam) is left out.
     """
     g, e, h, v, layers = GATES[m.cell], m.embed_size, m.hidden_size, m.tgt_vocab_size, m.num_layers
     he, dirs = m.encoder_hidden_size, 2 if m.bidirectional else 1
@@ -51,8 +51,11 @@ def step_flops(m: ModelConfig, batch: Batch, packed: bool = True) -> float:
     dec_rnn = sum(g * h * ((dec_in if layer == 0 else h) + h) for layer in range(layers))
     attention = 0 if m.attention == "none" else 2 * s * h  # scores + context
     attention += h * h + s * h if m.attention == "bahdanau" else 0  # query proj + energy
-    combine = (h if m.attention == "none" else 2 * h) * h
-    per_position = dec_rnn + attention + combine + h * e + e * v
+    to_output = (h if m.attention == "none" else 2 * h) * h + h * e  # combine, pre-output
+    if m.decoder == "cgru":  # a second transition fed the context; a deep output [s; c; y] -> E
+        dec_rnn = g * h * (e + h) + layers * g * h * (h + h)
+        to_output = (2 * h + e) * e
+    per_position = dec_rnn + attention + to_output + e * v
     return 2.0 * 3 * (enc + keys + bridge + b * t * per_position)
 
 
@@ -161,12 +164,13 @@ def main(argv: list[str] | None = None) -> None:
     tokens = sum(b.num_tgt_tokens for b in collated)
     bt = int(common.median([b.tgt_in.numel() for b in collated]))
     b = int(common.median([len(b) for b in batches]))
-    variants = [Variant(f"as configured (input feeding {m.input_feeding}, packed)", {})]
+    decoder = "cgru" if m.decoder == "cgru" else f"input feeding {m.input_feeding}"
+    variants = [Variant(f"as configured ({decoder}, packed)", {})]
     if not args.no_variants:
-        variants += [
-            Variant(f"input_feeding={not m.input_feeding}", {"input_feeding": not m.input_feeding}),
-            Variant("encoder without packing", {}, packed=False),
-        ]
+        if m.decoder == "luong":  # the conditional GRU has no input feeding to switch
+            feeding = not m.input_feeding
+            variants.append(Variant(f"input_feeding={feeding}", {"input_feeding": feeding}))
+        variants.append(Variant("encoder without packing", {}, packed=False))
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     gemms: list[tuple[object, ...]] = []
     steps: list[tuple[object, ...]] = []

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from seq2seq.config import ATTENTION_TYPES
+
 
 class Attention(nn.Module):
     """Base class; subclasses define `precompute` and `score`."""
@@ -38,17 +40,28 @@ class Attention(nn.Module):
 
 
 class DotAttention(Attention):
-    """Luong et al. 2015, §3.1 "dot": score = q · k."""
+    """Luong et al. 2015, §3.1 "dot": score = q · k, times ``scale``.
+
+    Scaled by 1/sqrt(H) (Vaswani et al. 2017, §3.2.1), the scores of H-wide random vectors keep
+    a variance near 1 whatever H; unscaled they grow with H and saturate the softmax to nearly
+    one-hot weights, where its gradient vanishes.
+    """
+
+    def __init__(self, scale: float = 1.0) -> None:
+        super().__init__()
+        self.scale = scale
 
     def score(self, query: Tensor, keys: Tensor) -> Tensor:
-        return torch.bmm(query, keys.transpose(1, 2))
+        scores = torch.bmm(query, keys.transpose(1, 2))  # (B, T, S)
+        return scores if self.scale == 1.0 else scores * self.scale
 
 
 class GeneralAttention(DotAttention):
-    """Luong et al. 2015, §3.1 "general": score = q · W k, with W k precomputed per source."""
+    """Luong et al. 2015, §3.1 "general": score = q · W k, with W k precomputed per source;
+    times ``scale`` as `DotAttention`."""
 
-    def __init__(self, query_size: int, memory_size: int) -> None:
-        super().__init__()
+    def __init__(self, query_size: int, memory_size: int, scale: float = 1.0) -> None:
+        super().__init__(scale)
         self.key_proj = nn.Linear(memory_size, query_size, bias=False)
 
     def precompute(self, memory: Tensor) -> Tensor:
@@ -76,12 +89,15 @@ def build_attention(kind: str, query_size: int, memory_size: int) -> Attention |
     """The attention module for ``ModelConfig.attention``; None for "none"."""
     if kind == "none":
         return None
-    if kind == "dot":
-        if query_size != memory_size:
-            raise ValueError(f"dot attention needs equal sizes, got {query_size}, {memory_size}")
-        return DotAttention()
-    if kind == "general":
-        return GeneralAttention(query_size, memory_size)
     if kind == "bahdanau":
         return BahdanauAttention(query_size, memory_size, query_size)
-    raise ValueError(f"unknown attention {kind!r}; choose none, bahdanau, dot or general")
+    unscaled = kind.removeprefix("scaled_")
+    # 1/sqrt of the width of the queries, which is the keys' too (dot products need both equal)
+    scale = query_size**-0.5 if unscaled != kind else 1.0
+    if unscaled == "dot":
+        if query_size != memory_size:
+            raise ValueError(f"dot attention needs equal sizes, got {query_size}, {memory_size}")
+        return DotAttention(scale)
+    if unscaled == "general":
+        return GeneralAttention(query_size, memory_size, scale)
+    raise ValueError(f"unknown attention {kind!r}; choose {', '.join(ATTENTION_TYPES)}")

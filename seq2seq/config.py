@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
 CellType = Literal["rnn", "gru", "lstm"]
-AttentionType = Literal["none", "bahdanau", "dot", "general"]
+AttentionType = Literal["none", "bahdanau", "dot", "general", "scaled_dot", "scaled_general"]
+DecoderType = Literal["luong", "cgru"]
 SubwordType = Literal["unigram", "bpe"]
 DecodeMethod = Literal["greedy", "beam", "sample"]
 # "auto", the default, is what every run saved before there was a choice of method meant: beam
@@ -25,6 +26,7 @@ LRScheduleType = Literal["plateau", "linear", "cosine", "inverse_sqrt"]  # see `
 
 CELL_TYPES: tuple[str, ...] = get_args(CellType)
 ATTENTION_TYPES: tuple[str, ...] = get_args(AttentionType)
+DECODER_TYPES: tuple[str, ...] = get_args(DecoderType)
 SUBWORD_TYPES: tuple[str, ...] = get_args(SubwordType)
 DECODE_METHODS: tuple[str, ...] = get_args(DecodeMethod)
 DECODE_METHOD_SETTINGS: tuple[str, ...] = get_args(DecodeMethodSetting)
@@ -203,7 +205,16 @@ class ModelConfig:
         "bahdanau",
         "how the decoder looks at the source: none (the encoder's final state only, a "
         "baseline), bahdanau (additive, Bahdanau et al. 2015), dot or general (multiplicative, "
-        "Luong et al. 2015)",
+        "Luong et al. 2015), scaled_dot or scaled_general (the same scores divided by "
+        "sqrt(hidden_size), Vaswani et al. 2017, so that wide states do not saturate the softmax)",
+    )
+    decoder: DecoderType = setting(
+        "luong",
+        "luong: the RNN step, then attention, then the attentional vector (Luong et al. 2015); "
+        "cgru: the conditional GRU of Nematus and Marian (Sennrich et al. 2017): a GRU "
+        "transition, attention queried with its state, a second GRU transition fed the "
+        "attention's context, and a deep output; it needs cell gru, an attention other than "
+        "none and input_feeding false, and stacks num_layers - 1 plain GRU layers on top",
     )
     embed_size: int = setting(256, "width of the word embeddings")
     hidden_size: int = setting(
@@ -218,7 +229,9 @@ class ModelConfig:
         0.0, "probability of dropping a whole word's embedding (Gal & Ghahramani 2016), in [0, 1)"
     )
     input_feeding: bool = setting(
-        True, "feed the last attentional vector into the next step (Luong et al. 2015, §3.3)"
+        True,
+        "feed the last attentional vector into the next step (Luong et al. 2015, §3.3); the "
+        "luong decoder only",
     )
     tie_embeddings: bool = setting(
         True, "the output layer shares the target embedding matrix (Press & Wolf 2017)"
@@ -233,6 +246,9 @@ class ModelConfig:
         _check_finite(self)
         _check_choice("cell", self.cell, CELL_TYPES)
         _check_choice("attention", self.attention, ATTENTION_TYPES)
+        _check_choice("decoder", self.decoder, DECODER_TYPES)
+        if self.decoder == "cgru":
+            self._check_conditional_gru()
         _check_positive(
             self, "embed_size", "hidden_size", "num_layers", "src_vocab_size", "tgt_vocab_size"
         )
@@ -246,6 +262,23 @@ class ModelConfig:
             raise ValueError(
                 "share_embeddings needs one joint vocabulary, but "
                 f"src_vocab_size={self.src_vocab_size} != tgt_vocab_size={self.tgt_vocab_size}"
+            )
+
+    def _check_conditional_gru(self) -> None:
+        if self.cell != "gru":
+            raise ValueError(
+                f"decoder='cgru' is a conditional GRU: it needs cell='gru', got {self.cell!r} "
+                "(or choose decoder='luong')"
+            )
+        if self.attention == "none":
+            raise ValueError(
+                "decoder='cgru' feeds the attention's context to its second GRU transition: it "
+                f"needs an attention other than 'none' (one of {', '.join(ATTENTION_TYPES[1:])})"
+            )
+        if self.input_feeding:
+            raise ValueError(
+                "decoder='cgru' has no input feeding (its second transition already carries the "
+                "context forward): set input_feeding to false (--model.input_feeding false)"
             )
 
     @property

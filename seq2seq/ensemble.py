@@ -14,7 +14,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from seq2seq.model import DecoderState, EncoderOutput, Seq2Seq
+from seq2seq.decoder import DecoderState
+from seq2seq.encoder import EncoderOutput
+from seq2seq.model import Seq2Seq
 
 
 @dataclass

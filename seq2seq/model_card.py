@@ -133,15 +133,25 @@ def subword_text(sw: SubwordConfig) -> str:
     )
 
 
+def decoder_text(m: ModelConfig) -> str:
+    """The decoder in a few words."""
+    if m.decoder == "cgru":
+        return (
+            f"conditional GRU decoder {m.hidden_size} (Sennrich et al. 2017) with {m.attention} "
+            "attention"
+        )
+    feeding = "and input feeding" if m.input_feeding else "without input feeding"
+    return f"{m.cell.upper()} decoder {m.hidden_size} with {m.attention} attention {feeding}"
+
+
 def model_text(m: ModelConfig) -> str:
     """The architecture in one sentence."""
     return (
         f"embeddings {m.embed_size} (shared source/target/output: "
         f"{m.share_embeddings and m.tie_embeddings}), "
         f"{'bidirectional ' if m.bidirectional else ''}{m.cell.upper()} encoder "
-        f"{m.encoder_hidden_size} per direction, {m.cell.upper()} decoder {m.hidden_size} with "
-        f"{m.attention} attention and input feeding, {m.num_layers} layer(s), dropout {m.dropout}, "
-        f"word dropout {m.embed_dropout}"
+        f"{m.encoder_hidden_size} per direction, {decoder_text(m)}, {m.num_layers} layer(s), "
+        f"dropout {m.dropout}, word dropout {m.embed_dropout}"
     )
 
 

@@ -10,7 +10,7 @@ from seq2seq.attention import build_attention
 H = 6
 
 
-@pytest.mark.parametrize("kind", ["bahdanau", "dot", "general"])
+@pytest.mark.parametrize("kind", ["bahdanau", "dot", "general", "scaled_dot", "scaled_general"])
 def test_weights_sum_to_one_and_are_exactly_zero_at_padding(kind):
     torch.manual_seed(0)
     attention = build_attention(kind, H, H)
@@ -37,9 +37,28 @@ def test_dot_scores_are_dot_products():
     torch.testing.assert_close(weights[0, 0], expected)
 
 
+@pytest.mark.parametrize("kind", ["dot", "general"])
+def test_scaled_scores_are_the_unscaled_ones_divided_by_sqrt_h(kind):
+    torch.manual_seed(0)
+    unscaled = build_attention(kind, H, H)
+    torch.manual_seed(0)
+    scaled = build_attention(f"scaled_{kind}", H, H)  # the same key projection, for general
+    memory, query = torch.randn(2, 5, H), torch.randn(2, 3, H)  # (B, S, H), (B, T, H)
+    expected = unscaled.score(query, unscaled.precompute(memory)) / H**0.5
+    torch.testing.assert_close(scaled.score(query, scaled.precompute(memory)), expected)
+    # the weights are the softmax of the scaled scores, not of the unscaled ones
+    mask = torch.zeros(2, 5, dtype=torch.bool)
+    _, weights = scaled(query, scaled.precompute(memory), memory, mask)
+    torch.testing.assert_close(weights, torch.softmax(expected, dim=-1))
+
+
 def test_unknown_or_mismatched_attention_is_rejected():
     assert build_attention("none", H, H) is None
     with pytest.raises(ValueError, match="luong"):
         build_attention("luong", H, H)
     with pytest.raises(ValueError, match="equal sizes"):
         build_attention("dot", H, H + 2)
+    with pytest.raises(ValueError, match="equal sizes"):
+        build_attention("scaled_dot", H, H + 2)
+    with pytest.raises(ValueError, match="'scaled_bahdanau'.*scaled_general"):
+        build_attention("scaled_bahdanau", H, H)

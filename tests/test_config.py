@@ -257,16 +257,88 @@ def test_schedule_and_sampling_flags_reach_the_config():
     assert TrainConfig(lr_schedule="plateau", lr=1e-3, min_lr=2e-3).min_lr == 2e-3  # never cuts
 
 
-def test_train_help_says_what_the_schedule_and_sampling_settings_mean(capsys):
+def assert_train_help_says(
+    capsys: pytest.CaptureFixture[str], meanings: list[tuple[str, str]]
+) -> None:
+    """``seq2seq train --help`` says each (flag, meaning): the meaning in the flag's own entry."""
     with pytest.raises(SystemExit) as exit_info:
         build_parser().parse_args(["train", "--help"])
     assert exit_info.value.code == 0
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
-    for flag, meaning in [
-        ("--train.lr_schedule", "min_lr exactly at the end of the budget"),
-        ("--train.lr_schedule", "one of plateau, linear, cosine, inverse_sqrt; default: 'plateau'"),
-        ("--subword.sampling_alpha", "never for validation or decoding"),
-        ("--subword.nbest_size", "(-1 = all of them, else > 1)"),
-    ]:
+    for flag, meaning in meanings:
         start = text.rindex(f"{flag} ")  # in the list of options, after the usage line
         assert meaning in text[start : text.find(" --", start + len(flag))], flag
+
+
+def test_train_help_says_what_the_schedule_and_sampling_settings_mean(capsys):
+    assert_train_help_says(
+        capsys,
+        [
+            ("--train.lr_schedule", "min_lr exactly at the end of the budget"),
+            (
+                "--train.lr_schedule",
+                "one of plateau, linear, cosine, inverse_sqrt; default: 'plateau'",
+            ),
+            ("--subword.sampling_alpha", "never for validation or decoding"),
+            ("--subword.nbest_size", "(-1 = all of them, else > 1)"),
+        ],
+    )
+
+
+# --- decoder and scaled attention ---------------------------------------------------------------
+
+CGRU = {"decoder": "cgru", "input_feeding": False}
+
+
+@pytest.mark.parametrize(
+    ("changes", "needle"),
+    [
+        ({**CGRU, "cell": "lstm"}, "decoder='cgru' is a conditional GRU: it needs cell='gru'"),
+        ({**CGRU, "cell": "rnn"}, "needs cell='gru', got 'rnn'"),
+        ({**CGRU, "attention": "none"}, "needs an attention other than 'none'"),
+        ({"decoder": "cgru"}, "set input_feeding to false"),
+        ({"decoder": "nematus"}, "decoder='nematus' is not one of luong, cgru"),
+    ],
+)
+def test_settings_the_conditional_gru_cannot_use_are_refused(changes, needle):
+    with pytest.raises(ValueError, match=needle):
+        ModelConfig(**changes)
+
+
+def test_the_conditional_gru_takes_every_attention_and_depth():
+    for attention in ("bahdanau", "dot", "general", "scaled_dot", "scaled_general"):
+        for layers in (1, 2):
+            assert ModelConfig(**CGRU, attention=attention, num_layers=layers).decoder == "cgru"
+
+
+def test_configs_saved_before_the_decoder_and_scaled_attention_build_the_same_model():
+    # Runs saved before these settings name no decoder and an unscaled attention: they must
+    # rebuild the Luong decoder with its unscaled scores. The shipped configs are such runs.
+    paths = sorted(REPO.glob("checkpoints/*/config.json"))
+    assert paths
+    for path in paths:
+        saved = json.loads(path.read_text(encoding="utf-8"))["config"]
+        assert "decoder" not in saved["model"], f"{path} names a decoder: pick another example"
+        model = RunConfig.from_dict(saved).model
+        assert model.decoder == "luong" and model.attention == saved["model"]["attention"]
+        assert not model.attention.startswith("scaled_")
+
+
+def test_decoder_and_attention_flags_reach_the_config_and_say_what_they_mean(capsys):
+    flags = ["--model.decoder", "cgru", "--model.input_feeding", "false"]
+    args = build_parser().parse_args(["train", *flags, "--model.attention", "scaled_general"])
+    model = config_from_args(args, ("model",)).model
+    assert (model.decoder, model.attention, model.input_feeding) == (
+        "cgru",
+        "scaled_general",
+        False,
+    )
+    assert_train_help_says(
+        capsys,
+        [
+            ("--model.decoder", "one of luong, cgru; default: 'luong'"),
+            ("--model.decoder", "the conditional GRU of Nematus and Marian"),
+            ("--model.attention", "scaled_dot or scaled_general (the same scores divided by"),
+            ("--model.input_feeding", "the luong decoder only"),
+        ],
+    )

@@ -571,20 +571,30 @@ def reverse_pairs(count: int, seed: int) -> tuple[list[list[int]], list[list[int
     return src, [s[::-1] for s in src]
 
 
-@pytest.fixture(scope="module", params=[("gru", "general"), ("lstm", "bahdanau")], ids="-".join)
+@pytest.fixture(
+    scope="module",
+    params=[
+        ("gru", "general", "luong"),
+        ("lstm", "bahdanau", "luong"),
+        ("gru", "scaled_general", "cgru"),
+    ],
+    ids="-".join,
+)
 def reverser(request: pytest.FixtureRequest) -> Seq2Seq:
     """A real Seq2Seq trained for ~2 s to reverse sequences.
 
     Stopped early on purpose: its next-token distributions are peaked, like a real model's, but
     not yet one-hot, so beams hold competing hypotheses of several lengths.
     """
-    cell, attention = request.param
+    cell, attention, decoder = request.param
     torch.manual_seed(0)
     vocab = 4 + REVERSE_SYMBOLS
     model = Seq2Seq(
         ModelConfig(
             cell=cell,
             attention=attention,
+            decoder=decoder,
+            input_feeding=decoder == "luong",  # the conditional GRU has none
             embed_size=32,
             hidden_size=64,
             dropout=0.0,

@@ -18,13 +18,14 @@ from seq2seq.cli import main
 from seq2seq.config import (
     LR_SCHEDULES,
     MAX_LENGTH_PENALTY,
+    ModelConfig,
     ShipConfig,
     SubwordConfig,
     TrainConfig,
 )
 from seq2seq.corpus import load_split
 from seq2seq.metrics import score_corpus
-from seq2seq.model_card import learning_rate_text, subword_text
+from seq2seq.model_card import decoder_text, learning_rate_text, subword_text
 from seq2seq.rundir import RunDir
 from seq2seq.translate import Translator
 
@@ -101,6 +102,17 @@ def test_the_card_says_how_training_sentences_were_segmented():
     assert "sampling" not in subword_text(SubwordConfig())
     assert "alpha 0.1, nbest 64" in subword_text(SubwordConfig(sampling_alpha=0.1, nbest_size=64))
     assert "BPE-dropout 0.1" in subword_text(SubwordConfig(model_type="bpe", sampling_alpha=0.1))
+
+
+def test_the_card_names_the_decoder_and_whether_it_feeds_its_input():
+    assert (
+        decoder_text(ModelConfig()) == "GRU decoder 512 with bahdanau attention and input feeding"
+    )
+    assert "without input feeding" in decoder_text(ModelConfig(input_feeding=False))
+    cgru = ModelConfig(decoder="cgru", input_feeding=False, attention="scaled_general")
+    assert decoder_text(cgru).startswith("conditional GRU decoder 512")
+    assert "scaled_general attention" in decoder_text(cgru)
+    assert "input feeding" not in decoder_text(cgru)
 
 
 @pytest.mark.slow

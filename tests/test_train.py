@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -13,6 +14,7 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 
@@ -28,6 +30,7 @@ from seq2seq.config import (
 )
 from seq2seq.corpus import load_splits
 from seq2seq.data import ParallelDataset, TokenBatchSampler
+from seq2seq.decoder import ConditionalGRUDecoder
 from seq2seq.evaluate import evaluate_translator
 from seq2seq.model import Seq2Seq
 from seq2seq.objective import TrainingForward, scheduled_sampling_logits, teacher_forced_loss
@@ -50,7 +53,9 @@ def reverse_task(n: int, min_len: int, max_len: int, seed: int) -> ParallelDatas
     return ParallelDataset(src, [list(reversed(s)) for s in src])
 
 
-def train_on_task(cell: str, attention: str, data: ParallelDataset, steps: int) -> Seq2Seq:
+def train_on_task(
+    cell: str, attention: str, data: ParallelDataset, steps: int, **model_changes: object
+) -> Seq2Seq:
     torch.manual_seed(0)
     cfg = ModelConfig(
         cell=cell,
@@ -60,6 +65,7 @@ def train_on_task(cell: str, attention: str, data: ParallelDataset, steps: int) 
         dropout=0.0,
         src_vocab_size=4 + SYMBOLS,
         tgt_vocab_size=4 + SYMBOLS,
+        **model_changes,  # type: ignore[arg-type]
     )
     model = Seq2Seq(cfg)
     optimizer = torch.optim.Adam(model.parameters(), lr=5e-3)
@@ -87,10 +93,18 @@ def sequence_accuracy(model: Seq2Seq, data: ParallelDataset) -> float:
     return sum(h[0].token_ids == t for h, t in zip(hyps, data.tgt, strict=True)) / len(data)
 
 
+CONDITIONAL_GRU = {"decoder": "cgru", "input_feeding": False}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
-def test_tiny_model_learns_to_reverse(cell):
-    model = train_on_task(cell, "bahdanau", reverse_task(3000, 3, 8, seed=1), steps=400)
+@pytest.mark.parametrize(
+    ("cell", "model_changes"),
+    [("rnn", {}), ("gru", {}), ("lstm", {}), ("gru", CONDITIONAL_GRU)],
+    ids=["rnn", "gru", "lstm", "cgru"],
+)
+def test_tiny_model_learns_to_reverse(cell, model_changes):
+    data = reverse_task(3000, 3, 8, seed=1)
+    model = train_on_task(cell, "bahdanau", data, steps=400, **model_changes)
     assert sequence_accuracy(model, reverse_task(200, 3, 8, seed=2)) >= 0.95
 
 
@@ -226,6 +240,43 @@ def test_a_trained_and_evaluated_run_holds_exactly_the_files_run_dir_names(tmp_p
     assert {path for path in run.root.rglob("*") if path.is_file()} == named
     _, info = checkpoint.load_config(run.root)
     assert RunInfo.from_dict(info).to_dict() == info  # RunInfo types every fact training records
+
+
+def test_a_conditional_gru_run_reloads_and_translates_as_it_was_saved(tmp_path, monkeypatch):
+    saved: dict[Path, Seq2Seq] = {}  # what training held in memory when it wrote each file
+    real_save = checkpoint.save_weights
+
+    def save_and_keep(model, path, *args, **kwargs):
+        saved[Path(path)] = copy.deepcopy(model).eval()
+        return real_save(model, path, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint, "save_weights", save_and_keep)
+    cfg = task_config(tmp_path, average_last=0)
+    model_cfg = dataclasses.replace(cfg.model, **CONDITIONAL_GRU, attention="scaled_general")
+    run_dir = training.train(dataclasses.replace(cfg, model=model_cfg))
+
+    translator = Translator.from_run(run_dir)
+    assert translator.cfg.model == model_cfg
+    assert isinstance(translator.model.decoder, ConditionalGRUDecoder)
+    in_memory = Translator(saved[RunDir(run_dir).weights], translator.tokenizer, translator.cfg)
+    sources = (tmp_path / "corpus" / "src.txt").read_text().splitlines()[:12]
+    for beam_size in (1, 3):
+        got = translator.translate(sources, beam_size=beam_size, with_attention=True)
+        expected = in_memory.translate(sources, beam_size=beam_size, with_attention=True)
+        assert [t.text for t in got] == [t.text for t in expected]
+        assert [t.score for t in got] == [t.score for t in expected]
+        for g, e in zip(got, expected, strict=True):  # what the demo's heatmap draws
+            assert g.attention is not None and e.attention is not None
+            np.testing.assert_array_equal(g.attention, e.attention)
+    # an ensemble of the run with itself decodes as the run does (a mean of equal log-probs)
+    twice = Translator.from_runs([run_dir, run_dir]).translate(sources, beam_size=3)
+    assert [t.text for t in twice] == [t.text for t in got]
+    int8 = Translator.from_run(run_dir, quantize=True)
+    quantized = {n for n, m in int8.model.named_modules() if "quantized" in type(m).__module__}
+    assert {"decoder.first_transition", "decoder.second_transition", "decoder.deep_output"} <= (
+        quantized
+    )
+    assert all(t.text for t in int8.translate(sources, beam_size=3))
 
 
 def test_corrupt_and_foreign_checkpoints_are_rejected(tmp_path):
