@@ -146,6 +146,22 @@ def read_tsv(path: str | Path) -> list[Pair]:
     return pairs
 
 
+def to_tsv(pairs: Iterable[Pair]) -> str:
+    """The text of a TSV file that `read_tsv` reads back as ``pairs``: one ``source<TAB>target``
+    line per pair.
+
+    Raises:
+        ValueError: a side holds a tab or a line break (it would shift the columns or the lines),
+            or both sides are blank (`read_tsv` skips a blank line).
+    """
+    lines = []
+    for number, (src, tgt) in enumerate(pairs, 1):
+        if set(src + tgt) & {"\t", "\n", "\r"} or not (src + tgt).strip():
+            raise ValueError(f"pair {number} cannot be a TSV line: {(src, tgt)!r}")
+        lines.append(f"{src}\t{tgt}\n")
+    return "".join(lines)
+
+
 def read_pairs(spec: str) -> list[Pair]:
     """Read ``"SRC_PATH,TGT_PATH"`` (line-aligned files) or one TSV path (``.tsv``/``.tsv.gz``).
 
