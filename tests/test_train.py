@@ -126,7 +126,13 @@ def task_config(tmp_path: Path, **train_overrides) -> RunConfig:
     spec = write_task_files(tmp_path / "corpus", 400, seed=5)
     return RunConfig(
         data=DataConfig(
-            corpus="files", src_lang="xx", tgt_lang="yy", train=spec, valid=spec, max_valid_pairs=40
+            corpus="files",
+            src_lang="xx",
+            tgt_lang="yy",
+            train=spec,
+            valid=spec,
+            max_valid_pairs=40,
+            data_dir=str(tmp_path / "data"),
         ),
         subword=SubwordConfig(vocab_size=300, model_type="bpe"),
         model=ModelConfig(
@@ -275,7 +281,7 @@ def test_weights_with_another_shape_are_rejected(tmp_path):
 
 DDP_CONFIG = """
 data: {{corpus: files, src_lang: xx, tgt_lang: yy, train: "{spec}", valid: "{spec}",
-       max_valid_pairs: 40}}
+       max_valid_pairs: 40, data_dir: "{data_dir}"}}
 subword: {{vocab_size: 300, model_type: bpe}}
 model: {{embed_size: 16, hidden_size: 32, dropout: 0.0, src_vocab_size: 300, tgt_vocab_size: 300}}
 train: {{name: ddp, max_tokens: 200, max_steps: 12, valid_every: 4, checkpoint_every: 4,
@@ -291,7 +297,7 @@ def ddp_records(tmp_path_factory) -> tuple[Path, list[dict]]:
     tmp_path = tmp_path_factory.mktemp("ddp")
     spec = write_task_files(tmp_path / "corpus", 400, seed=6)
     config = tmp_path / "ddp.yaml"
-    config.write_text(DDP_CONFIG.format(spec=spec))
+    config.write_text(DDP_CONFIG.format(spec=spec, data_dir=tmp_path / "data"))
     out, records = tmp_path / "out", tmp_path / "records"
     records.mkdir()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
@@ -347,6 +353,22 @@ def test_ddp_step_equals_one_process_on_the_union_of_the_shards(ddp_records):
             torch.testing.assert_close(
                 rank["step1"]["grads"][name], param.grad, rtol=1e-4, atol=1e-6
             )
+
+
+@pytest.mark.slow
+def test_ddp_processes_train_on_disjoint_shards_of_a_memory_mapped_corpus(ddp_records):
+    _, ranks = ddp_records
+    assert [rank["train_ids"] for rank in ranks] == ["memmap", "memmap"]
+    by_epoch = [
+        {epoch: [i for e, batch in rank["indices"] for i in batch if e == epoch] for epoch in (0, 1)}
+        for rank in ranks
+    ]
+    for epoch in (0, 1):
+        shards = [set(rank[epoch]) for rank in by_epoch]
+        assert all(shards) and not shards[0] & shards[1]
+        assert all(len(rank[epoch]) == len(set(rank[epoch])) for rank in by_epoch)
+    epoch0 = set(by_epoch[0][0]) | set(by_epoch[1][0])  # a whole epoch: the corpus, all but
+    assert len(epoch0) >= 400 - 40 and epoch0 <= set(range(400))  # an odd last batch
 
 
 @pytest.mark.slow
