@@ -60,7 +60,7 @@ def _encode_in_worker(lines: list[str], dtype: type) -> Encoded:
 
 
 def encode_lines(
-    path: Path, proto: bytes, dtype: type, workers: int = 0, chunk_lines: int = CHUNK_LINES
+    path: Path, proto: bytes, dtype: type, workers: int = 0, chunk_lines: int = 0
 ) -> Iterator[Encoded]:
     """The text store at ``path`` encoded by the SentencePiece model ``proto``, chunk by chunk,
     in order.
@@ -68,9 +68,10 @@ def encode_lines(
     Args:
         workers: processes that encode (0 = one per CPU core); with one, or a single chunk, the
             encoding runs here, sparing the pool's start.
+        chunk_lines: lines encoded per task (0 = `CHUNK_LINES`).
     """
     workers = workers or os.cpu_count() or 1
-    chunks = _line_chunks(path, chunk_lines)
+    chunks = _line_chunks(path, chunk_lines or CHUNK_LINES)
     first = next(chunks, None)
     if first is None:
         return

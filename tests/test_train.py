@@ -360,7 +360,7 @@ def test_ddp_processes_train_on_disjoint_shards_of_a_memory_mapped_corpus(ddp_re
     _, ranks = ddp_records
     assert [rank["train_ids"] for rank in ranks] == ["memmap", "memmap"]
     by_epoch = [
-        {epoch: [i for e, batch in rank["indices"] for i in batch if e == epoch] for epoch in (0, 1)}
+        {epoch: [i for e, b in rank["indices"] if e == epoch for i in b] for epoch in (0, 1)}
         for rank in ranks
     ]
     for epoch in (0, 1):
