@@ -35,7 +35,7 @@ def seconds_per_epoch(run: Path) -> float:
 def segment_and_batch(td: common.TrainingData, sampling: SubwordConfig | None) -> tuple[int, int]:
     """One epoch's segmentation and batches, as training makes them: (target tokens, batches)."""
     data, sampler = build_data(td.tokenizer, td.pairs, td.cfg.train, None, sampling, epoch=0)
-    return sum(len(t) for t in data.tgt), len(sampler.batches(0))
+    return sum(data.tgt_lengths) - len(data), len(sampler)  # tgt_lengths count an EOS each
 
 
 def main(argv: list[str] | None = None) -> None:

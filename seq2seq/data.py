@@ -11,6 +11,7 @@ deterministic under a seed, and sharded by rank for distributed training.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -142,16 +143,22 @@ class ParallelDataset:
 class TokenArrays:
     """Sentences of token ids stored flat: sentence i is ``ids[offsets[i]:offsets[i + 1]]``.
 
-    ``ids`` and ``offsets`` may be `numpy.memmap`s: only the rows asked for are read.
+    ``ids`` and ``offsets`` may be `numpy.memmap`s: only the rows asked for are read. ``lengths``
+    (N,), if given, spares reading every offset to find them.
     """
 
-    def __init__(self, ids: np.ndarray, offsets: np.ndarray) -> None:
+    def __init__(
+        self, ids: np.ndarray, offsets: np.ndarray, lengths: np.ndarray | None = None
+    ) -> None:
         if len(offsets) == 0 or offsets[0] != 0 or offsets[-1] != len(ids):
             raise ValueError(
                 f"offsets must run from 0 to the {len(ids)} ids, got {len(offsets)} offsets"
             )
+        if lengths is not None and len(lengths) != len(offsets) - 1:
+            raise ValueError(f"{len(lengths)} lengths for {len(offsets) - 1} sentences")
         self.ids = ids
         self.offsets = offsets
+        self._lengths = lengths
 
     @classmethod
     def from_lists(cls, sequences: Sequence[Sequence[int]], dtype: type = np.int64) -> TokenArrays:
@@ -178,6 +185,8 @@ class TokenArrays:
 
     def lengths(self) -> np.ndarray:
         """(N,) int32: each sentence's number of ids."""
+        if self._lengths is not None:
+            return np.asarray(self._lengths, dtype=np.int32)
         return np.diff(self.offsets).astype(np.int32)
 
     def row(self, i: int) -> np.ndarray:
@@ -258,11 +267,12 @@ class TokenBatchSampler:
         rng = np.random.default_rng(self.seed * 100_003 + epoch)
         count = len(self.src_lengths)
         index_type = np.int32 if count < 2**31 else np.int64
-        order = rng.permutation(count).astype(index_type) if self.shuffle else np.arange(count)
+        order = np.arange(count, dtype=index_type)
+        if self.shuffle:
+            rng.shuffle(order)
         # lexsort is stable: pairs of equal lengths keep their shuffled order
         order = order[np.lexsort((self.src_lengths[order], self.tgt_lengths[order]))]
-        longest = np.maximum(self.src_lengths, self.tgt_lengths)[order]
-        ends = _cut(longest.tolist(), self.max_tokens)
+        ends = _cut(np.maximum(self.src_lengths, self.tgt_lengths)[order], self.max_tokens)
         starts = np.concatenate([[0], ends[:-1]])[: len(ends)]
         bounds = np.stack([starts, ends], axis=1)  # (batches, 2): [start, end) into order
         if self.shuffle:
@@ -290,12 +300,14 @@ class TokenBatchSampler:
             yield order[first:end].tolist()
 
 
-def _cut(longest: list[int], max_tokens: int) -> np.ndarray:
+def _cut(longest: np.ndarray, max_tokens: int) -> np.ndarray:
     """Where each batch of length-sorted pairs ends: a pair joins the current batch while
     (pairs + 1) x the longest side stays within ``max_tokens``."""
     ends: list[int] = []
     count, batch_longest = 0, 0
-    for position, length in enumerate(longest):
+    step = 1 << 20  # as Python ints a million at a time: the loop is Python's, the memory not
+    pieces = (longest[start : start + step].tolist() for start in range(0, len(longest), step))
+    for position, length in enumerate(itertools.chain.from_iterable(pieces)):
         new_longest = length if length > batch_longest else batch_longest
         if count and new_longest * (count + 1) > max_tokens:
             ends.append(position)

@@ -16,7 +16,11 @@ reuses a directory whose manifest matches the inputs and settings, and rebuilds 
 A prepared directory (`PreparedDir` names its files; the tokenizer keeps a run's names):
     manifest.json                       what was prepared, from what, and the counts
     spm.model | spm.src.model, spm.tgt.model
-    train.src.ids.bin  train.src.offsets.bin  train.src.txt       and .tgt, and valid.*
+    train.src.ids.bin       the ids, flat: uint16 when the vocabulary fits, else uint32
+    train.src.offsets.bin   int64: sentence i is ids[offsets[i]:offsets[i + 1]]
+    train.src.lengths.bin   int32: each sentence's number of ids (what a process holds)
+    train.src.txt           the sentences as prepared, one a line
+    (the same for train.tgt, valid.src and valid.tgt)
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ FORMAT = "seq2seq-prepared/1"
 SPLITS = {"train": "train", "valid": "val"}  # a prepared split -> the corpus's name for it
 SIDES = ("src", "tgt")
 OFFSET_DTYPE = np.int64
+LENGTH_DTYPE = np.int32
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,9 @@ class PreparedDir:
 
     def offsets(self, split: str, side: str) -> Path:
         return self.root / f"{split}.{side}.offsets.bin"
+
+    def lengths(self, split: str, side: str) -> Path:
+        return self.root / f"{split}.{side}.lengths.bin"
 
     def text(self, split: str, side: str) -> Path:
         """The sentences as prepared (cleaned, normalised), UTF-8, one a line."""
@@ -123,6 +131,7 @@ class PreparedCorpus:
             TokenArrays(
                 _memmap(files.ids(split, side), dtype),
                 _memmap(files.offsets(split, side), OFFSET_DTYPE),
+                np.fromfile(files.lengths(split, side), dtype=LENGTH_DTYPE),  # in memory
             )
             for side in SIDES
         )
@@ -353,15 +362,16 @@ def _write_text(files: PreparedDir, split: str, pairs: Iterator[Pair], limit: in
 def _write_ids(
     files: PreparedDir, split: str, side: str, proto: bytes, dtype: type, workers: int
 ) -> int:
-    """Encode a text store into flat ids and offsets; return the number of ids."""
-    lengths = []
+    """Encode a text store into flat ids, their offsets and lengths; return the number of ids."""
+    parts = []
     with files.ids(split, side).open("wb") as f:
         for chunk_lengths, ids in encode_lines(files.text(split, side), proto, dtype, workers):
             staging.write_bytes(f, ids.tobytes())
-            lengths.append(chunk_lengths)
+            parts.append(chunk_lengths)
         staging.sync(f)
-    offsets = np.zeros(sum(len(part) for part in lengths) + 1, dtype=OFFSET_DTYPE)
-    if lengths:
-        np.cumsum(np.concatenate(lengths), out=offsets[1:])
+    lengths = np.concatenate(parts).astype(LENGTH_DTYPE) if parts else np.zeros(0, LENGTH_DTYPE)
+    offsets = np.zeros(len(lengths) + 1, dtype=OFFSET_DTYPE)
+    np.cumsum(lengths, out=offsets[1:])
     staging.write_file(files.offsets(split, side), offsets.tobytes())
+    staging.write_file(files.lengths(split, side), lengths.tobytes())
     return int(offsets[-1])
