@@ -1,9 +1,10 @@
-"""Tokenising text stores in worker processes.
+"""Tokenising text stores into token arrays, in worker processes.
 
 A text store is UTF-8, one sentence a line (`prepare` writes them). `encode_lines` reads one in
 chunks and encodes each chunk with SentencePiece, in-process or in a pool of worker processes,
 keeping only a few chunks in flight so that memory stays bounded whatever the corpus's size; the
-chunks come back in order, as flat id arrays with their lengths.
+chunks come back in order, as flat id arrays with their lengths, which `encode_file` writes out
+(`data.TokenArrays` reads them back).
 """
 
 from __future__ import annotations
@@ -13,13 +14,18 @@ import multiprocessing
 import os
 from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass
 from multiprocessing.pool import AsyncResult
 from pathlib import Path
 
 import numpy as np
 import sentencepiece as spm
 
+from seq2seq import staging
+
 CHUNK_LINES = 50_000
+OFFSET_DTYPE = np.int64
+LENGTH_DTYPE = np.int32
 Encoded = tuple[np.ndarray, np.ndarray]  # lengths (N,) int32, ids (sum of lengths,)
 
 
@@ -93,3 +99,30 @@ def encode_lines(
                 yield pending.popleft().get()
         while pending:
             yield pending.popleft().get()
+
+
+@dataclass(frozen=True)
+class TokenFiles:
+    """Where one side of a split goes: flat ids, int64 offsets (sentence i is
+    ``ids[offsets[i]:offsets[i + 1]]``) and int32 lengths."""
+
+    ids: Path
+    offsets: Path
+    lengths: Path
+
+
+def encode_file(text: Path, out: TokenFiles, proto: bytes, dtype: type, workers: int) -> int:
+    """Encode the text store ``text`` into ``out`` (ids of ``dtype``); return the number of ids.
+    Every write goes through `staging.write_bytes`."""
+    parts = []
+    with out.ids.open("wb") as f:
+        for chunk_lengths, ids in encode_lines(text, proto, dtype, workers):
+            staging.write_bytes(f, ids.tobytes())
+            parts.append(chunk_lengths)
+        staging.sync(f)
+    lengths = np.concatenate(parts).astype(LENGTH_DTYPE) if parts else np.zeros(0, LENGTH_DTYPE)
+    offsets = np.zeros(len(lengths) + 1, dtype=OFFSET_DTYPE)
+    np.cumsum(lengths, out=offsets[1:])
+    staging.write_file(out.offsets, offsets.tobytes())
+    staging.write_file(out.lengths, lengths.tobytes())
+    return int(offsets[-1])

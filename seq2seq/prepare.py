@@ -49,14 +49,14 @@ from seq2seq.corpus import (
     split_files,
 )
 from seq2seq.data import TokenArrays, TokenDataset, id_dtype
-from seq2seq.encoding import encode_lines, read_text_lines
+from seq2seq.encoding import LENGTH_DTYPE, OFFSET_DTYPE, TokenFiles, encode_file, read_text_lines
 from seq2seq.tokenizer import Tokenizer
 
 FORMAT = "seq2seq-prepared/1"
 SPLITS = {"train": "train", "valid": "val"}  # a prepared split -> the corpus's name for it
 SIDES = ("src", "tgt")
-OFFSET_DTYPE = np.int64
-LENGTH_DTYPE = np.int32
+# The data settings a prepared folder records and gives a run that trains on it.
+DATA_FIELDS = ("corpus", "src_lang", "tgt_lang", "train", "valid", "max_train_pairs")
 
 
 @dataclass(frozen=True)
@@ -71,14 +71,14 @@ class PreparedDir:
     def manifest(self) -> Path:
         return self.root / self.MANIFEST_FILE
 
-    def ids(self, split: str, side: str) -> Path:
-        return self.root / f"{split}.{side}.ids.bin"
-
-    def offsets(self, split: str, side: str) -> Path:
-        return self.root / f"{split}.{side}.offsets.bin"
-
-    def lengths(self, split: str, side: str) -> Path:
-        return self.root / f"{split}.{side}.lengths.bin"
+    def tokens(self, split: str, side: str) -> TokenFiles:
+        """One side's ids (flat), offsets and lengths."""
+        name = f"{split}.{side}"
+        return TokenFiles(
+            ids=self.root / f"{name}.ids.bin",
+            offsets=self.root / f"{name}.offsets.bin",
+            lengths=self.root / f"{name}.lengths.bin",
+        )
 
     def text(self, split: str, side: str) -> Path:
         """The sentences as prepared (cleaned, normalised), UTF-8, one a line."""
@@ -129,11 +129,11 @@ class PreparedCorpus:
         dtype = np.dtype(self.manifest["dtype"])
         src, tgt = (
             TokenArrays(
-                _memmap(files.ids(split, side), dtype),
-                _memmap(files.offsets(split, side), OFFSET_DTYPE),
-                np.fromfile(files.lengths(split, side), dtype=LENGTH_DTYPE),  # in memory
+                _memmap(tokens.ids, dtype),
+                _memmap(tokens.offsets, OFFSET_DTYPE),
+                np.fromfile(tokens.lengths, dtype=LENGTH_DTYPE),  # in memory
             )
-            for side in SIDES
+            for tokens in (files.tokens(split, side) for side in SIDES)
         )
         return TokenDataset(src, tgt)
 
@@ -190,7 +190,7 @@ def prepare(
             say(f"prepared corpus up to date: {folder}")
             return PreparedCorpus.open(folder)
     folder, settings = candidates[-1]
-    build(folder, settings, inputs, data, clean, subword, tokenizer, workers, say)
+    build(folder, Job(data, clean, subword, tokenizer, inputs, settings, workers), say)
     return PreparedCorpus.open(folder)
 
 
@@ -266,41 +266,39 @@ def _is_current(
 # --- Writing ------------------------------------------------------------------------------------
 
 
-def build(
-    out: Path,
-    settings: dict[str, Any],
-    inputs: dict[str, Any],
-    data: DataConfig,
-    clean: CleanConfig,
-    subword: SubwordConfig,
-    tokenizer: Tokenizer | None,
-    workers: int,
-    say: Callable[[str], None],
-) -> None:
+@dataclass(frozen=True)
+class Job:
+    """What one prepared directory is built from, and how."""
+
+    data: DataConfig
+    clean: CleanConfig
+    subword: SubwordConfig
+    tokenizer: Tokenizer | None  # None: train one
+    inputs: dict[str, Any]  # split -> `describe_input` of its files
+    settings: dict[str, Any]  # `_settings`
+    workers: int
+
+
+def build(out: Path, job: Job, say: Callable[[str], None]) -> None:
     """Write the prepared directory ``out`` whole or not at all (`staging.build_folder`)."""
 
     def write(folder: Path) -> None:
         files = PreparedDir(folder)
-        manifest = {"format": FORMAT, "settings": settings, "inputs": inputs}
-        manifest.update(_write_splits(files, inputs, data, clean, subword, tokenizer, workers, say))
+        manifest = {"format": FORMAT, "settings": job.settings, "inputs": job.inputs}
+        manifest.update(_write_splits(files, job, say))
         staging.write_file(files.manifest, json.dumps(manifest, indent=2).encode())  # last
 
-    if staging.build_folder(out, write, lambda: _is_current(out, settings, inputs, tokenizer)):
+    def done() -> bool:
+        return _is_current(out, job.settings, job.inputs, job.tokenizer)
+
+    if staging.build_folder(out, write, done):
         say(f"prepared corpus written to {out}")
 
 
-def _write_splits(
-    files: PreparedDir,
-    inputs: dict[str, Any],
-    data: DataConfig,
-    clean: CleanConfig,
-    subword: SubwordConfig,
-    tokenizer: Tokenizer | None,
-    workers: int,
-    say: Callable[[str], None],
-) -> dict[str, Any]:
+def _write_splits(files: PreparedDir, job: Job, say: Callable[[str], None]) -> dict[str, Any]:
     """Text stores, tokenizer and token arrays of both splits; the manifest's facts on them."""
-    paths = {split: [Path(item["path"]) for item in items] for split, items in inputs.items()}
+    data, clean, subword, tokenizer = job.data, job.clean, job.subword, job.tokenizer
+    paths = {split: [Path(item["path"]) for item in items] for split, items in job.inputs.items()}
     stats = CleanStats()
     kept = _write_text(files, "train", iter_clean(iter_pairs(paths["train"]), clean, stats),
                        data.max_train_pairs)  # fmt: skip
@@ -326,9 +324,10 @@ def _write_splits(
         counts[split] = {"pairs": pairs}
         for side, proto in (("src", tokenizer.src_proto), ("tgt", tokenizer.tgt_proto)):
             say(f"encoding {split}.{side}")
-            counts[split][f"{side}_tokens"] = _write_ids(files, split, side, proto, dtype, workers)
+            tokens, text = files.tokens(split, side), files.text(split, side)
+            counts[split][f"{side}_tokens"] = encode_file(text, tokens, proto, dtype, job.workers)
     return {
-        "data": {k: getattr(data, k) for k in ("corpus", "src_lang", "tgt_lang", "train", "valid")},
+        "data": {k: getattr(data, k) for k in DATA_FIELDS},
         "subword": dataclasses.asdict(subword),
         "tokenizer": {
             "sha256": tokenizer.sha256,
@@ -357,21 +356,3 @@ def _write_text(files: PreparedDir, split: str, pairs: Iterator[Pair], limit: in
         staging.sync(src)
         staging.sync(tgt)
     return written
-
-
-def _write_ids(
-    files: PreparedDir, split: str, side: str, proto: bytes, dtype: type, workers: int
-) -> int:
-    """Encode a text store into flat ids, their offsets and lengths; return the number of ids."""
-    parts = []
-    with files.ids(split, side).open("wb") as f:
-        for chunk_lengths, ids in encode_lines(files.text(split, side), proto, dtype, workers):
-            staging.write_bytes(f, ids.tobytes())
-            parts.append(chunk_lengths)
-        staging.sync(f)
-    lengths = np.concatenate(parts).astype(LENGTH_DTYPE) if parts else np.zeros(0, LENGTH_DTYPE)
-    offsets = np.zeros(len(lengths) + 1, dtype=OFFSET_DTYPE)
-    np.cumsum(lengths, out=offsets[1:])
-    staging.write_file(files.offsets(split, side), offsets.tobytes())
-    staging.write_file(files.lengths(split, side), lengths.tobytes())
-    return int(offsets[-1])

@@ -561,6 +561,27 @@ def test_validation_decodes_with_valid_beam(tmp_path, monkeypatch):
     assert beams == [1, 1]
 
 
+def test_validation_perplexity_covers_every_pair_and_bleu_the_first_valid_max_pairs(
+    tmp_path, monkeypatch
+):
+    decoded, scored = [], []
+    real_decode, real_loss = training.decode_corpus, training.teacher_forced_loss
+
+    def recording_decode(model, src, cfg, device, **kwargs):
+        decoded.append(len(src))
+        return real_decode(model, src, cfg, device, **kwargs)
+
+    def recording_loss(model, data, max_tokens, device):
+        scored.append(len(data))
+        return real_loss(model, data, max_tokens, device)
+
+    monkeypatch.setattr(training, "decode_corpus", recording_decode)
+    monkeypatch.setattr(training, "teacher_forced_loss", recording_loss)
+    cfg = task_config(tmp_path, max_steps=2, valid_every=2, valid_max_pairs=7, average_last=0)
+    training.train(cfg)
+    assert scored == [40] and decoded == [7]  # data.max_valid_pairs=40 of the task's 400
+
+
 def test_a_second_trainer_fails_at_once_and_a_dead_ones_lock_does_not_block(tmp_path):
     cfg = task_config(tmp_path)
     run_dir = Path(cfg.train.out_dir) / cfg.train.name
