@@ -1,8 +1,8 @@
 """The cost of subword regularisation per epoch.
 
 With ``subword.sampling_alpha`` > 0 the trainer segments every training pair anew at the start
-of each epoch (`seq2seq.session.build_data` with sampling: `Tokenizer.encode_sampled`, then the
-token-budget sampler cut from the new lengths). This times that against the plain encoding,
+of each epoch (`seq2seq.training_data.build_data` with sampling: `Tokenizer.encode_sampled`,
+then the token-budget sampler cut from the new lengths). This times that against the plain encoding,
 which training does once, and shows what the longer segmentations do to an epoch: target tokens
 per sentence and batches under the run's ``max_tokens``. The last column sets the time against
 an epoch of the run's own training (its ``train_log.jsonl``).
@@ -20,7 +20,7 @@ import common
 
 from seq2seq import checkpoint
 from seq2seq.config import SubwordConfig
-from seq2seq.session import build_data
+from seq2seq.training_data import build_data
 
 DEFAULT_SAMPLINGS = "0.1:64,0.1:-1,0.5:-1"
 

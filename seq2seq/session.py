@@ -32,7 +32,6 @@ from seq2seq.prepare import PreparedCorpus
 from seq2seq.rundir import RunDir, RunInfo
 from seq2seq.tokenizer import Tokenizer
 from seq2seq.training_data import (
-    build_data,  # noqa: F401  (re-exported: the benchmarks build their data with it)
     build_sampler,
     load_run_data,
     sampled_dataset,

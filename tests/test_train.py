@@ -33,8 +33,9 @@ from seq2seq.model import Seq2Seq
 from seq2seq.objective import TrainingForward, scheduled_sampling_logits, teacher_forced_loss
 from seq2seq.rundir import RunDir, RunInfo
 from seq2seq.search import decode_corpus
-from seq2seq.session import build_data, build_grad_scaler, build_learner
+from seq2seq.session import build_grad_scaler, build_learner
 from seq2seq.tokenizer import BOS_ID, EOS_ID, Tokenizer
+from seq2seq.training_data import build_data
 from seq2seq.translate import Translator
 
 REPO = Path(__file__).resolve().parents[1]
