@@ -1,4 +1,4 @@
-"""How the data path scales with the corpus: prepare once, then train from memory-mapped arrays.
+"""How the data path scales with the corpus: prepare once, then train from token arrays on disk.
 
 For each size, a corpus of that many pairs (Multi30k de-en train repeated, written to a temporary
 folder and removed afterwards) goes through what a user runs:
@@ -10,7 +10,7 @@ folder and removed afterwards) goes through what a user runs:
 and it reports the prepare's wall time and its largest process's peak RSS, the seconds from
 launching `seq2seq train` to the end of its first step (found through the prepared cache: the
 inputs are hashed and checked, nothing is tokenised), and each training process's peak RSS
-(``ru_maxrss``, measured inside the process; it counts the memory-mapped pages it read). The
+(``ru_maxrss``, measured inside the process). The
 model is the default one (256/512 GRU, 8000 pieces); validation is limited to 100 pairs.
 
     python bench/data_scale.py --sizes 29000 1000000 5000000 --write
@@ -175,9 +175,9 @@ def main(argv: list[str] | None = None) -> None:
         + "\n\nMulti30k de-en train repeated; default model and vocabulary (8000 pieces); "
         f"{args.steps} training steps, one thread per process; first step: seconds from launch "
         "to the end of the first optimiser step, the prepared cache found by the same data "
-        "flags. Peak RSS counts the memory-mapped pages a process has read."
+        "flags."
     )
-    common.publish(args, "Corpus size: prepare once, train from memory-mapped arrays", body)
+    common.publish(args, "Corpus size: prepare once, train from token arrays on disk", body)
 
 
 if __name__ == "__main__":

@@ -427,7 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
         "files: --data.corpus files --data.train SRC,TGT|FILE.tsv --data.valid ...), clean the "
         "training split and print and save what was kept and dropped. With train and val among "
         "the splits (the default), also train the SentencePiece vocabulary and write both splits "
-        "as token arrays that training memory-maps: into --data.prepared DIR, or into "
+        "as token arrays that training reads as it goes: into --data.prepared DIR, or into "
         "DATA_DIR/prepared/, where `seq2seq train` with the same data, clean and subword settings "
         "finds it. A folder prepared from the same files and settings is reused.",
     )

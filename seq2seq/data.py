@@ -1,28 +1,33 @@
 """Datasets of id pairs, padded batches and length-bucketed batching.
 
 Training reads a `Dataset`: `ParallelDataset` holds Python lists (validation sets, tests, small
-experiments); `TokenDataset` holds each side as flat token arrays with offsets (`TokenArrays`), in
-memory or memory-mapped from a prepared corpus (`prepare`), so that a process keeps only the
-lengths in memory and reads a batch's rows when it is built, and the processes of one machine
-share the file's pages. Batches are cut by a token budget from length-sorted pairs, so a batch of
-short sentences holds many of them and nothing is wasted on padding; the batch order is shuffled,
-deterministic under a seed, and sharded by rank for distributed training.
+experiments); `TokenDataset` holds each side as flat token arrays with offsets, in memory
+(`TokenArrays`) or in the files of a prepared corpus (`FileTokenArrays`), of which a process
+keeps only the lengths in memory and reads a batch's rows when it is built, through the page
+cache that the processes of one machine share. Batches are cut by a token budget from
+length-sorted pairs, so a batch of short sentences holds many of them and nothing is wasted on
+padding; the batch order is shuffled, deterministic under a seed, and sharded by rank for
+distributed training.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
+import numpy.typing as npt
 import torch
 from torch import Tensor
 
 from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
 
 Lengths = Sequence[int] | np.ndarray
+OFFSET_SIZE = np.dtype(np.int64).itemsize  # offsets are int64 in memory and in files
 
 
 def id_dtype(vocab_size: int) -> type:
@@ -140,12 +145,30 @@ class ParallelDataset:
         return collate_rows([self.src[i] for i in indices], [self.tgt[i] for i in indices], indices)
 
 
-class TokenArrays:
-    """Sentences of token ids stored flat: sentence i is ``ids[offsets[i]:offsets[i + 1]]``.
+class TokenStore:
+    """Sentences of token ids stored flat: sentence i is ``ids[offsets[i]:offsets[i + 1]]``,
+    and its length ``lengths[i]``, which are always in memory."""
 
-    ``ids`` and ``offsets`` may be `numpy.memmap`s: only the rows asked for are read. ``lengths``
-    (N,), if given, spares reading every offset to find them.
-    """
+    _lengths: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self._lengths)
+
+    def lengths(self) -> np.ndarray:
+        """(N,) int32: each sentence's number of ids."""
+        return np.asarray(self._lengths, dtype=np.int32)
+
+    def rows(self, indices: Sequence[int]) -> list[np.ndarray]:
+        """The ids of sentences ``indices``."""
+        raise NotImplementedError
+
+    def to_lists(self, count: int | None = None) -> list[list[int]]:
+        """The first ``count`` sentences (all by default) as lists."""
+        return [row.tolist() for row in self.rows(range(len(self) if count is None else count))]
+
+
+class TokenArrays(TokenStore):
+    """A `TokenStore` in memory. ``lengths`` (N,), if given, spares computing them."""
 
     def __init__(
         self, ids: np.ndarray, offsets: np.ndarray, lengths: np.ndarray | None = None
@@ -154,21 +177,21 @@ class TokenArrays:
             raise ValueError(
                 f"offsets must run from 0 to the {len(ids)} ids, got {len(offsets)} offsets"
             )
-        if lengths is not None and len(lengths) != len(offsets) - 1:
-            raise ValueError(f"{len(lengths)} lengths for {len(offsets) - 1} sentences")
         self.ids = ids
         self.offsets = offsets
-        self._lengths = lengths
+        self._lengths = np.diff(offsets).astype(np.int32) if lengths is None else lengths
+        if len(self._lengths) != len(offsets) - 1:
+            raise ValueError(f"{len(self._lengths)} lengths for {len(offsets) - 1} sentences")
 
     @classmethod
     def from_lists(cls, sequences: Sequence[Sequence[int]], dtype: type = np.int64) -> TokenArrays:
-        lengths = np.fromiter((len(s) for s in sequences), dtype=np.int64, count=len(sequences))
+        lengths = np.fromiter((len(s) for s in sequences), dtype=np.int32, count=len(sequences))
         offsets = np.zeros(len(sequences) + 1, dtype=np.int64)
         np.cumsum(lengths, out=offsets[1:])
         ids: np.ndarray = np.fromiter(
             (i for s in sequences for i in s), dtype=dtype, count=int(offsets[-1])
         )
-        return cls(ids, offsets)
+        return cls(ids, offsets, lengths)
 
     @classmethod
     def concatenate(cls, parts: Sequence[TokenArrays]) -> TokenArrays:
@@ -178,30 +201,55 @@ class TokenArrays:
         offsets = np.concatenate(
             [[0]] + [part.offsets[1:] + start for part, start in zip(parts, starts, strict=True)]
         )
-        return cls(ids, offsets.astype(np.int64))
+        return cls(ids, offsets.astype(np.int64), np.concatenate([p.lengths() for p in parts]))
 
-    def __len__(self) -> int:
-        return len(self.offsets) - 1
+    def rows(self, indices: Sequence[int]) -> list[np.ndarray]:
+        return _slice_rows(self.ids, self.offsets, indices)
 
-    def lengths(self) -> np.ndarray:
-        """(N,) int32: each sentence's number of ids."""
-        if self._lengths is not None:
-            return np.asarray(self._lengths, dtype=np.int32)
-        return np.diff(self.offsets).astype(np.int32)
 
-    def row(self, i: int) -> np.ndarray:
-        return self.ids[self.offsets[i] : self.offsets[i + 1]]
+def _slice_rows(ids: np.ndarray, offsets: np.ndarray, indices: Sequence[int]) -> list[np.ndarray]:
+    where = np.asarray(indices, dtype=np.int64)
+    starts, ends = offsets[where].tolist(), offsets[where + 1].tolist()
+    return [np.array(ids[start:end]) for start, end in zip(starts, ends, strict=True)]
 
-    def to_lists(self, count: int | None = None) -> list[list[int]]:
-        """The first ``count`` sentences (all by default) as lists."""
-        return [self.row(i).tolist() for i in range(len(self) if count is None else count)]
+
+class FileTokenArrays(TokenStore):
+    """A `TokenStore` in files (`encoding.TokenFiles`), of which only the lengths are in memory:
+    each batch reads its rows (offsets, then ids) with ``pread``.
+
+    The reads go through the page cache, whose pages the processes of a machine share, and leave
+    nothing behind in the process. (`numpy.memmap` reads the same pages, but the kernel maps
+    whole page-cache folios around each row read, about 200 KB here, into the reading process,
+    whose RSS then holds them: over an epoch, the whole file, in every process.)
+    """
+
+    def __init__(self, ids: Path, offsets: Path, lengths: np.ndarray, dtype: npt.DTypeLike) -> None:
+        self.ids_path, self.offsets_path, self.dtype = ids, offsets, np.dtype(dtype)
+        self._lengths = lengths
+        expected = (len(lengths) + 1) * OFFSET_SIZE
+        if offsets.stat().st_size != expected:
+            raise ValueError(f"{offsets} holds {offsets.stat().st_size} bytes, not {expected}")
+
+    def rows(self, indices: Sequence[int]) -> list[np.ndarray]:
+        if len(indices) == 0:
+            return []
+        rows = []
+        size = self.dtype.itemsize
+        with self.offsets_path.open("rb") as offsets, self.ids_path.open("rb") as ids:
+            for i in indices:
+                start, end = np.frombuffer(
+                    os.pread(offsets.fileno(), 2 * OFFSET_SIZE, i * OFFSET_SIZE), np.int64
+                ).tolist()
+                raw = os.pread(ids.fileno(), (end - start) * size, start * size)
+                rows.append(np.frombuffer(raw, dtype=self.dtype))
+        return rows
 
 
 class TokenDataset:
-    """Source and target `TokenArrays`, aligned by index: a `Dataset` whose memory is its two
-    length arrays (and, when the arrays are memory-mapped, the pages it has read)."""
+    """Source and target `TokenStore`s, aligned by index: a `Dataset` whose memory is its two
+    length arrays, and the ids too unless they are in files (`FileTokenArrays`)."""
 
-    def __init__(self, src: TokenArrays, tgt: TokenArrays) -> None:
+    def __init__(self, src: TokenStore, tgt: TokenStore) -> None:
         self.src, self.tgt = src, tgt
         self._src_lengths = src.lengths()
         _check_aligned(self._src_lengths, len(tgt))
@@ -219,9 +267,7 @@ class TokenDataset:
         return self._tgt_lengths
 
     def collate(self, indices: Sequence[int]) -> Batch:
-        return collate_rows(
-            [self.src.row(i) for i in indices], [self.tgt.row(i) for i in indices], indices
-        )
+        return collate_rows(self.src.rows(indices), self.tgt.rows(indices), indices)
 
 
 class TokenBatchSampler:

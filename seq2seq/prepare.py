@@ -1,5 +1,5 @@
 """Prepared corpora: a parallel corpus cleaned and tokenised once, stored as token arrays that
-training memory-maps at every start, every resume and in every process (`data.TokenDataset`).
+training reads from disk at every start, every resume and in every process (`data.TokenDataset`).
 
 `prepare` streams the text and never holds the corpus as Python strings: it writes the cleaned
 training sentences (and the normalised validation sentences) one a line, the text store that
@@ -34,7 +34,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from seq2seq import staging
 from seq2seq.config import SUBWORD_SAMPLING_FIELDS, CleanConfig, DataConfig, SubwordConfig
@@ -48,8 +47,8 @@ from seq2seq.corpus import (
     parallel_length_error,
     split_files,
 )
-from seq2seq.data import TokenArrays, TokenDataset, id_dtype
-from seq2seq.encoding import LENGTH_DTYPE, OFFSET_DTYPE, TokenFiles, encode_file, read_text_lines
+from seq2seq.data import FileTokenArrays, TokenDataset, id_dtype
+from seq2seq.encoding import LENGTH_DTYPE, TokenFiles, encode_file, read_text_lines
 from seq2seq.tokenizer import Tokenizer
 
 FORMAT = "seq2seq-prepared/1"
@@ -124,14 +123,15 @@ class PreparedCorpus:
         return CleanStats(**self.manifest["cleaning"])
 
     def dataset(self, split: str) -> TokenDataset:
-        """The split's ids, memory-mapped read-only: pages are read as batches need them."""
+        """The split's arrays, read from disk as batches need them: only the lengths in memory."""
         files = PreparedDir(self.root)
         dtype = np.dtype(self.manifest["dtype"])
         src, tgt = (
-            TokenArrays(
-                _memmap(tokens.ids, dtype),
-                _memmap(tokens.offsets, OFFSET_DTYPE),
-                np.fromfile(tokens.lengths, dtype=LENGTH_DTYPE),  # in memory
+            FileTokenArrays(
+                tokens.ids,
+                tokens.offsets,
+                np.fromfile(tokens.lengths, dtype=LENGTH_DTYPE),  # the one part in memory
+                dtype,
             )
             for tokens in (files.tokens(split, side) for side in SIDES)
         )
@@ -145,12 +145,6 @@ class PreparedCorpus:
             read_text_lines(files.text(split, "tgt")),
             strict=True,
         )
-
-
-def _memmap(path: Path, dtype: npt.DTypeLike) -> np.ndarray:
-    if path.stat().st_size == 0:  # mmap refuses an empty file
-        return np.zeros(0, dtype=dtype)
-    return np.memmap(path, dtype=dtype, mode="r")
 
 
 # --- Finding or building ------------------------------------------------------------------------

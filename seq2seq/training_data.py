@@ -2,7 +2,7 @@
 set, and what each epoch trains on with its batches.
 
 Training never reads the text corpus itself: rank 0 prepares it (or finds it prepared) and every
-process memory-maps the same token arrays, at every start and every resume. With subword
+process reads the same token arrays from disk, at every start and every resume. With subword
 sampling, each epoch segments the prepared text store anew instead, into compact arrays.
 """
 
@@ -42,7 +42,7 @@ class RunData:
 
     prepared: PreparedCorpus
     tokenizer: Tokenizer
-    train: TokenDataset  # memory-mapped
+    train: TokenDataset  # its ids on disk, its lengths in memory
     valid: ParallelDataset
     valid_refs: list[str]
 

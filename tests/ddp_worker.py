@@ -66,7 +66,7 @@ def main(config: str, out: Path, records: Path) -> None:
             rng = torch.get_rng_state()
         if current["run"] == "a":
             record["indices"].append((session.progress.epoch, list(batch.indices)))
-            record["train_ids"] = type(session.train_data.src.ids).__name__
+            record["train_ids"] = type(session.train_data.src).__name__
         result = real_step(session, batch, scaler)
         if "step1" not in record:
             record["step1"] = {

@@ -21,6 +21,7 @@ from seq2seq import prepare as preparing
 from seq2seq import train as training
 from seq2seq.config import CleanConfig, DataConfig, SubwordConfig
 from seq2seq.corpus import load_splits
+from seq2seq.data import FileTokenArrays
 from seq2seq.prepare import PreparedCorpus, PreparedDir, prepare
 from seq2seq.rundir import RunDir
 from seq2seq.tokenizer import Tokenizer
@@ -69,7 +70,7 @@ def test_prepared_arrays_hold_the_ids_of_the_cleaned_pairs_encoded_by_worker_pro
     tokenizer = prepared.tokenizer()
     assert tokenizer.src_proto == expected.src_proto  # the vocabulary training in memory gives
     train = prepared.dataset("train")
-    assert isinstance(train.src.ids, np.memmap) and train.src.ids.dtype == np.uint16
+    assert isinstance(train.src, FileTokenArrays) and train.src.dtype == np.uint16
     assert train.src.to_lists() == tokenizer.encode_src([s for s, _ in pairs])
     assert train.tgt.to_lists() == tokenizer.encode_tgt([t for _, t in pairs])
     valid = prepared.dataset("valid")  # normalised, none dropped
@@ -78,8 +79,8 @@ def test_prepared_arrays_hold_the_ids_of_the_cleaned_pairs_encoded_by_worker_pro
     assert list(prepared.text_pairs("train")) == pairs
     assert prepared.manifest["counts"]["train"] == {
         "pairs": len(pairs),
-        "src_tokens": len(train.src.ids),
-        "tgt_tokens": len(train.tgt.ids),
+        "src_tokens": int(train.src.lengths().sum()),
+        "tgt_tokens": int(train.tgt.lengths().sum()),
     }
 
 
@@ -103,7 +104,7 @@ def test_an_unchanged_corpus_is_reused_and_a_changed_file_or_setting_prepared_ag
     assert built == [first.root] and again.root == first.root
     assert again.manifest["inputs"] != first.manifest["inputs"]
     tokenizer = again.tokenizer()
-    assert tokenizer.decode_tgt(again.dataset("train").tgt.row(0).tolist()) == "a cat"
+    assert tokenizer.decode_tgt(again.dataset("train").tgt.to_lists(1)[0]) == "a cat"
 
     other = prepare(data, dataclasses.replace(clean, max_ratio=2.5), SUBWORD, say=quiet)
     assert other.root != first.root and built == [first.root, other.root]
