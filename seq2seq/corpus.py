@@ -2,8 +2,9 @@
 
 Pipeline order: fetch Multi30k (`download.multi30k_pair`) or read your files (`read_pairs`), then
 `clean_pairs` for training data and `normalize_pairs` for validation and test data, which must keep
-every line so that scores stay comparable with published ones. `prepare_corpus` (``seq2seq
-prepare``) runs that pipeline once ahead of training and saves its counts.
+every line so that scores stay comparable with published ones. Each reader and `iter_clean` also
+streams, a line at a time, for corpora too large to hold (`prepare` binarises them that way);
+`prepare_corpus` (``seq2seq prepare``) saves the counts of each split.
 """
 
 from __future__ import annotations
