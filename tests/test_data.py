@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from seq2seq import data as data_module
 from seq2seq.config import SubwordConfig
 from seq2seq.data import (
     FileTokenArrays,
@@ -131,3 +132,36 @@ def test_token_arrays_in_memory_and_in_files_batch_as_the_lists_do(tmp_path):
         for name in ("src_ids", "src_lengths", "tgt_in", "tgt_out"):
             assert torch.equal(getattr(batch, name), getattr(expected, name)), name
     assert on_disk.src.to_lists() == src and on_disk.tgt.to_lists(3) == tgt[:3]
+
+
+def list_batches(src, tgt, max_tokens, seed, epoch):
+    """The batches as Python lists cut them before the sampler planned epochs in arrays."""
+    rng = random.Random(seed * 100_003 + epoch)
+    order = list(range(len(src)))
+    rng.shuffle(order)
+    order.sort(key=lambda i: (tgt[i], src[i]))
+    batches, current, longest = [], [], 0
+    for i in order:
+        new_longest = max(longest, src[i], tgt[i])
+        if current and new_longest * (len(current) + 1) > max_tokens:
+            batches.append(current)
+            current, new_longest = [], max(src[i], tgt[i])
+        current.append(i)
+        longest = new_longest
+    batches.append(current)
+    rng.shuffle(batches)
+    return batches
+
+
+def test_batches_are_those_of_python_lists_up_to_a_million_pairs_and_valid_above(monkeypatch):
+    src, tgt = random_lengths(3000, seed=5)
+    for epoch in (0, 3):
+        expected = list_batches(src, tgt, 250, seed=2, epoch=epoch)
+        assert TokenBatchSampler(src, tgt, 250, seed=2).batches(epoch) == expected
+    monkeypatch.setattr(data_module, "EXACT_SHUFFLE_PAIRS", 1000)  # numpy's generator instead
+    sampler = TokenBatchSampler(src, tgt, 250, seed=2)
+    batches = sampler.batches(0)
+    assert batches != list_batches(src, tgt, 250, seed=2, epoch=0)
+    assert sorted(i for batch in batches for i in batch) == list(range(3000))
+    assert all(len(b) * max(max(src[i], tgt[i]) for i in b) <= 250 for b in batches)
+    assert batches == TokenBatchSampler(src, tgt, 250, seed=2).batches(0) != sampler.batches(1)
