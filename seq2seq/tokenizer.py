@@ -6,9 +6,12 @@ every module imports these constants instead of repeating the numbers.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import itertools
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import sentencepiece as spm
 
@@ -21,19 +24,30 @@ BOS_ID = 2
 EOS_ID = 3
 
 
-def train_sentencepiece(sentences: Iterable[str], cfg: SubwordConfig) -> bytes:
-    """Train one SentencePiece model from memory and return its serialised proto."""
+def train_sentencepiece(sentences: Iterable[str], cfg: SubwordConfig, sample: int = 0) -> bytes:
+    """Train one SentencePiece model on ``sentences`` (streamed, never all held here) and return
+    its serialised proto.
+
+    Args:
+        sample: train on this many sentences drawn at random (SentencePiece's own reservoir
+            sampling) when there are more; 0 = on all of them.
+    """
     model = io.BytesIO()
     spm.set_random_generator_seed(1)  # the same corpus gives the same vocabulary
     try:
-        _train(sentences, cfg, model)
+        _train(sentences, cfg, model, sample)
     except RuntimeError as err:  # e.g. a vocabulary smaller than the corpus's characters
         reason = str(err).split("] ", 1)[-1]
         raise ValueError(f"SentencePiece could not train with {cfg}: {reason}") from err
     return model.getvalue()
 
 
-def _train(sentences: Iterable[str], cfg: SubwordConfig, model: io.BytesIO) -> None:
+def _train(sentences: Iterable[str], cfg: SubwordConfig, model: io.BytesIO, sample: int) -> None:
+    # Given only when it samples: the settings are recorded in the model, so a model trained
+    # on all sentences stays byte for byte the one trained before sampling existed.
+    sampling: dict[str, Any] = (
+        {"input_sentence_size": sample, "shuffle_input_sentence": True} if sample else {}
+    )
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(sentences),
         model_writer=model,
@@ -49,6 +63,7 @@ def _train(sentences: Iterable[str], cfg: SubwordConfig, model: io.BytesIO) -> N
         normalization_rule_name="identity",  # corpus.normalize already applied NFC
         minloglevel=2,
         num_threads=1,
+        **sampling,
     )
 
 
@@ -86,11 +101,30 @@ class Tokenizer:
 
     @classmethod
     def train(
-        cls, src_sentences: Sequence[str], tgt_sentences: Sequence[str], cfg: SubwordConfig
+        cls,
+        src_sentences: Iterable[str],
+        tgt_sentences: Iterable[str],
+        cfg: SubwordConfig,
+        pairs: int | None = None,
     ) -> Tokenizer:
+        """Train on the sentences of each side, streamed; with ``pairs`` (how many there are),
+        on a random ``cfg.sample_sentences`` per side when there are more."""
+        per_side = cfg.sample_sentences if pairs and pairs > cfg.sample_sentences else 0
         if cfg.joint:
-            return cls(train_sentencepiece([*src_sentences, *tgt_sentences], cfg))
-        return cls(train_sentencepiece(src_sentences, cfg), train_sentencepiece(tgt_sentences, cfg))
+            both = itertools.chain(src_sentences, tgt_sentences)
+            return cls(train_sentencepiece(both, cfg, 2 * per_side))
+        return cls(
+            train_sentencepiece(src_sentences, cfg, per_side),
+            train_sentencepiece(tgt_sentences, cfg, per_side),
+        )
+
+    @property
+    def sha256(self) -> str:
+        """What identifies the vocabulary: the hash of its model file(s)."""
+        digest = hashlib.sha256(self.src_proto)
+        if not self.joint:
+            digest.update(self.tgt_proto)
+        return digest.hexdigest()
 
     @property
     def src_vocab_size(self) -> int:
