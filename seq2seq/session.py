@@ -27,10 +27,11 @@ from torch import nn
 
 from seq2seq import checkpoint, snapshots
 from seq2seq.config import RunConfig, SubwordConfig, TrainConfig
-from seq2seq.corpus import Pair, load_splits
+from seq2seq.corpus import Pair
 from seq2seq.data import ParallelDataset, TokenBatchSampler
 from seq2seq.distributed import Distributed, broadcast_float, gather_objects, init_distributed
 from seq2seq.model import Seq2Seq
+from seq2seq.multilingual import TrainingCorpus, load_training_corpus
 from seq2seq.objective import TrainingForward
 from seq2seq.rundir import RunDir, RunInfo
 from seq2seq.tokenizer import Tokenizer
@@ -82,6 +83,7 @@ class TrainingSession(Learner):
     valid_data: ParallelDataset
     valid_refs: list[str]
     progress: Progress = field(default_factory=Progress)
+    valid_directions: list[str] = field(default_factory=list)  # per pair; multilingual runs
 
     def epoch_data(self, epoch: int) -> tuple[ParallelDataset, TokenBatchSampler]:
         """What ``epoch`` trains on: the data as encoded at setup or, with subword sampling,
@@ -110,12 +112,11 @@ def seed_everything(seed: int) -> None:
 
 def load_corpus_and_tokenizer(
     cfg: RunConfig, run_dir: Path, ranks: Distributed, resume: bool
-) -> tuple[Tokenizer, list[Pair], list[Pair]]:
-    """Read and clean the corpus; train SentencePiece (rank 0) or reuse the run's model.
-
-    Returns the tokenizer, the training pairs and the validation pairs.
-    """
-    train_pairs, valid_pairs, stats = load_splits(cfg.data, cfg.clean)
+) -> tuple[Tokenizer, TrainingCorpus]:
+    """Read and clean the corpus (every direction of a multilingual run); train SentencePiece
+    (rank 0) or reuse the run's model."""
+    corpus = load_training_corpus(cfg.data, cfg.clean, cfg.train.seed)
+    train_pairs, valid_pairs, stats = corpus.train, corpus.valid, corpus.stats
     if not valid_pairs:  # found now, before any step, not when the first validation fails
         where = cfg.data.valid or f"{cfg.data.corpus} val"
         raise ValueError(
@@ -126,9 +127,7 @@ def load_corpus_and_tokenizer(
         used = f"; training on the first {len(train_pairs)}" if cfg.data.max_train_pairs else ""
         print(f"training pairs: {stats.summary()}{used}", file=sys.stderr)
     if ranks.is_main and not resume:
-        tokenizer = Tokenizer.train(
-            [s for s, _ in train_pairs], [t for _, t in train_pairs], cfg.subword
-        )
+        tokenizer = corpus.train_tokenizer(cfg.subword)
         run_dir.mkdir(parents=True, exist_ok=True)
         tokenizer.save(run_dir)
         RunDir(run_dir).clean_stats.write_text(
@@ -136,7 +135,7 @@ def load_corpus_and_tokenizer(
         )
     if ranks.enabled:
         dist.barrier()
-    return Tokenizer.load(run_dir), train_pairs, valid_pairs
+    return Tokenizer.load(run_dir), corpus
 
 
 def build_data(
@@ -249,7 +248,7 @@ def resumed_config(saved: RunConfig, requested: RunConfig) -> RunConfig:
     ]
     changed += [
         f"--data.{name}"
-        for name in ("corpus", "src_lang", "tgt_lang")
+        for name in ("corpus", "src_lang", "tgt_lang", "directions")
         if getattr(requested.data, name) != getattr(saved.data, name)
     ]
     if changed:
@@ -301,7 +300,8 @@ def setup(
             "--train.name"
         )
     seed_everything(tc.seed)
-    tokenizer, train_pairs, valid_pairs = load_corpus_and_tokenizer(cfg, run_dir, ranks, resume)
+    tokenizer, corpus = load_corpus_and_tokenizer(cfg, run_dir, ranks, resume)
+    train_pairs, valid_pairs = corpus.train, corpus.valid
     train, sampler = build_data(tokenizer, train_pairs, tc, ranks)
     cfg = dataclasses.replace(
         cfg,
@@ -328,6 +328,7 @@ def setup(
         train_pairs=train_pairs,
         valid_data=ParallelDataset.from_pairs(tokenizer, valid_pairs),
         valid_refs=[tgt for _, tgt in valid_pairs],
+        valid_directions=corpus.valid_directions,
     )
     if resume:
         restore(session)

@@ -2,17 +2,22 @@
 
 SentencePiece's defaults are unk=0 bos=1 eos=2 and no padding; we set our own ids explicitly and
 every module imports these constants instead of repeating the numbers.
+
+A multilingual model's vocabulary holds a target-language tag per language (``<2fr>``, a
+user-defined symbol, `directions`); a source sentence that starts with a tag the vocabulary
+knows is encoded as the tag's id followed by the rest's pieces, exactly as the untagged rest.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import sentencepiece as spm
 
 from seq2seq.config import SubwordConfig
+from seq2seq.directions import split_tag
 from seq2seq.rundir import RunDir
 
 PAD_ID = 0
@@ -21,20 +26,28 @@ BOS_ID = 2
 EOS_ID = 3
 
 
-def train_sentencepiece(sentences: Iterable[str], cfg: SubwordConfig) -> bytes:
-    """Train one SentencePiece model from memory and return its serialised proto."""
+def train_sentencepiece(
+    sentences: Iterable[str], cfg: SubwordConfig, user_symbols: Sequence[str] = ()
+) -> bytes:
+    """Train one SentencePiece model from memory and return its serialised proto.
+
+    ``user_symbols`` (e.g. target-language tags) become pieces of their own, never split.
+    """
     model = io.BytesIO()
     spm.set_random_generator_seed(1)  # the same corpus gives the same vocabulary
     try:
-        _train(sentences, cfg, model)
+        _train(sentences, cfg, model, user_symbols)
     except RuntimeError as err:  # e.g. a vocabulary smaller than the corpus's characters
         reason = str(err).split("] ", 1)[-1]
         raise ValueError(f"SentencePiece could not train with {cfg}: {reason}") from err
     return model.getvalue()
 
 
-def _train(sentences: Iterable[str], cfg: SubwordConfig, model: io.BytesIO) -> None:
+def _train(
+    sentences: Iterable[str], cfg: SubwordConfig, model: io.BytesIO, user_symbols: Sequence[str]
+) -> None:
     spm.SentencePieceTrainer.train(
+        user_defined_symbols=list(user_symbols),
         sentence_iterator=iter(sentences),
         model_writer=model,
         model_type=cfg.model_type,
@@ -92,6 +105,13 @@ class Tokenizer:
             return cls(train_sentencepiece([*src_sentences, *tgt_sentences], cfg))
         return cls(train_sentencepiece(src_sentences, cfg), train_sentencepiece(tgt_sentences, cfg))
 
+    @classmethod
+    def train_joint(
+        cls, sentences: Sequence[str], cfg: SubwordConfig, user_symbols: Sequence[str]
+    ) -> Tokenizer:
+        """One vocabulary of ``sentences`` (every language's) with ``user_symbols`` as pieces."""
+        return cls(train_sentencepiece(sentences, cfg, user_symbols))
+
     @property
     def src_vocab_size(self) -> int:
         return int(self.src.get_piece_size())
@@ -101,7 +121,24 @@ class Tokenizer:
         return int(self.tgt.get_piece_size())
 
     def encode_src(self, sentences: Sequence[str]) -> list[list[int]]:
-        return [list(ids) for ids in self.src.encode(list(sentences), out_type=int)]
+        return self._encode_tagged(sentences, lambda texts: self.src.encode(texts, out_type=int))
+
+    def knows_piece(self, piece: str) -> bool:
+        """Whether the source vocabulary holds ``piece`` (a tag, say) as one piece."""
+        return bool(self.src.piece_to_id(piece) != UNK_ID)
+
+    def _encode_tagged(
+        self, sentences: Sequence[str], encode: Callable[[list[str]], list[list[int]]]
+    ) -> list[list[int]]:
+        """``encode`` of each sentence, a leading tag the vocabulary knows as its own id first:
+        encoded in the text it would cost a "▁" piece before it and change the next word's."""
+        tag_ids, rests = [], []
+        for sentence in sentences:
+            tag, rest = split_tag(sentence)
+            known = bool(tag) and self.knows_piece(tag)
+            tag_ids.append([self.src.piece_to_id(tag)] if known else [])
+            rests.append(rest if known else sentence)
+        return [tag + list(ids) for tag, ids in zip(tag_ids, encode(rests), strict=True)]
 
     def encode_tgt(self, sentences: Sequence[str]) -> list[list[int]]:
         return [list(ids) for ids in self.tgt.encode(list(sentences), out_type=int)]
@@ -118,21 +155,20 @@ class Tokenizer:
         The same ``seed`` gives the same segmentations (one thread; SentencePiece's generator).
         """
         spm.set_random_generator_seed(seed)
-        src, tgt = (
-            processor.encode(
-                list(sentences),
+
+        def sample(processor: spm.SentencePieceProcessor) -> Callable[[list[str]], list[list[int]]]:
+            return lambda texts: processor.encode(
+                texts,
                 out_type=int,
                 enable_sampling=True,
                 alpha=alpha,
                 nbest_size=nbest_size,
                 num_threads=1,
             )
-            for processor, sentences in (
-                (self.src, [s for s, _ in pairs]),
-                (self.tgt, [t for _, t in pairs]),
-            )
-        )
-        return [list(ids) for ids in src], [list(ids) for ids in tgt]
+
+        src = self._encode_tagged([s for s, _ in pairs], sample(self.src))
+        tgt = sample(self.tgt)([t for _, t in pairs])
+        return src, [list(ids) for ids in tgt]
 
     def decode_tgt(self, ids: Sequence[int]) -> str:
         """Detokenised text; special ids are dropped."""
