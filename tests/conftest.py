@@ -81,3 +81,40 @@ def trained_run(multi30k_dir, tmp_path_factory) -> Path:
         ),
     )
     return train(cfg)
+
+
+@pytest.fixture(scope="session")
+def trained_multilingual_run(multi30k_dir, tmp_path_factory) -> Path:
+    """A multilingual run of seconds on a slice of Multi30k: all 12 directions between en, de,
+    fr and cs, 300 pairs each. It exists to be loaded (by the translator, the CLI and the demo),
+    not to translate well."""
+    from seq2seq.config import DataConfig, ModelConfig, RunConfig, SubwordConfig, TrainConfig
+    from seq2seq.train import train
+
+    root = tmp_path_factory.mktemp("trained-multilingual")
+    cfg = RunConfig(
+        data=DataConfig(
+            mirror=str(multi30k_dir),
+            data_dir=str(root / "data"),
+            directions=("all",),
+            max_train_pairs=300,
+            max_valid_pairs=8,
+        ),
+        subword=SubwordConfig(vocab_size=600),
+        model=ModelConfig(
+            embed_size=48, hidden_size=96, dropout=0.1, src_vocab_size=600, tgt_vocab_size=600
+        ),
+        train=TrainConfig(
+            name="tiny-multi",
+            out_dir=str(root / "runs"),
+            max_tokens=1500,
+            max_steps=120,
+            valid_every=60,
+            checkpoint_every=60,
+            lr=3e-3,
+            progress="log",
+            threads=1,
+            average_last=0,
+        ),
+    )
+    return train(cfg)

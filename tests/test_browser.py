@@ -242,3 +242,99 @@ def test_a_failed_request_clears_the_timing_line_and_the_heatmap(page: Page) -> 
         "() => document.querySelector('#timing').innerText.trim() === ''", timeout=30_000
     )
     page.wait_for_function(f"() => !({HEATMAP_DRAWN})()", timeout=30_000)
+
+
+# ---------------------------------------------------------------------------------------------
+# A multilingual model: any direction from the dropdowns, and every language side by side
+
+PAIR_SAYS = "text => document.querySelector('#pair').innerText.includes(text)"
+BOX_FILLED = """id => {
+    const box = document.querySelector(`#${id} textarea`);
+    return box !== null && box.value.trim().length > 0;
+}"""
+
+
+@pytest.fixture(scope="module")
+def multi_page_url(trained_multilingual_run: Path, trained_run: Path) -> Iterator[str]:
+    """The page over the tiny multilingual run (first) and the German → English one."""
+    translators = {
+        **app.load_translators(trained_multilingual_run.parent),
+        **app.load_translators(trained_run.parent),
+    }
+    demo = app.build_demo(translators)
+    port = free_port()
+    try:
+        demo.launch(
+            server_name="127.0.0.1",
+            server_port=port,
+            prevent_thread_lock=True,
+            quiet=True,
+            css=app.CSS,
+        )
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
+
+
+@pytest.fixture
+def multi_page(browser: Browser, multi_page_url: str) -> Iterator[Page]:
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    try:
+        page.goto(multi_page_url, timeout=60_000)
+        page.wait_for_selector("#src-lang input", timeout=60_000)
+        yield page
+    finally:
+        page.close()
+
+
+def choose(page: Page, dropdown: str, option: str) -> None:
+    """Pick ``option`` (the shown name) in the dropdown with elem_id ``dropdown``."""
+    page.click(f"#{dropdown} input")
+    page.locator(f"#{dropdown}").get_by_role("option", name=option, exact=True).click()
+
+
+def test_french_to_czech_in_the_browser(multi_page: Page, tmp_path: Path) -> None:
+    page = multi_page
+    page.wait_for_function(PAIR_SAYS, arg="English → German", timeout=30_000)
+    choose(page, "src-lang", "French")
+    page.wait_for_function(PAIR_SAYS, arg="French →", timeout=30_000)
+    # French examples now, and French is no longer a target.
+    page.get_by_text(app.read_examples("fr")[0][:30]).first.wait_for(state="visible")
+    page.click("#tgt-lang input")
+    czech = page.locator("#tgt-lang").get_by_role("option", name="Czech", exact=True)
+    czech.wait_for(state="visible")
+    options = page.locator("#tgt-lang").get_by_role("option").all_inner_texts()
+    targets = [text.strip() for text in options]
+    assert "French" not in targets and "Czech" in targets, targets
+    czech.click()
+    page.wait_for_function(PAIR_SAYS, arg="French → Czech", timeout=30_000)
+
+    translate_and_wait(page, "Un homme fait du vélo dans la rue.")
+    page.wait_for_function(HEATMAP_DRAWN, timeout=60_000)
+    assert page.input_value("#output textarea").strip()
+    assert not page.is_visible("#all-languages")
+    save_screenshot(page, tmp_path, "demo_fr_cs.png")
+
+    choose(page, "model", "tiny-de-en")  # a bilingual model: no language dropdowns
+    page.wait_for_function(PAIR_SAYS, arg="German → English", timeout=30_000)
+    page.locator("#src-lang").wait_for(state="hidden", timeout=30_000)
+
+
+def test_all_languages_side_by_side_in_the_browser(multi_page: Page, tmp_path: Path) -> None:
+    page = multi_page
+    choose(page, "src-lang", "French")
+    page.wait_for_function(PAIR_SAYS, arg="French →", timeout=30_000)
+    choose(page, "tgt-lang", "All other languages")
+    page.wait_for_function(PAIR_SAYS, arg="French → all other languages", timeout=30_000)
+    page.locator("#all-languages").wait_for(state="visible", timeout=30_000)
+    assert not page.is_visible("#output")
+
+    translate_and_wait(page, "Un homme fait du vélo dans la rue.")
+    assert "into 3 languages" in page.inner_text("#timing")
+    for lang in ("en", "de", "cs"):
+        page.wait_for_function(BOX_FILLED, arg=f"output-{lang}", timeout=60_000)
+    assert not page.is_visible("#output-fr")
+    labels = page.inner_text("#all-languages")
+    assert all(name in labels for name in ("English", "German", "Czech")), labels
+    page.wait_for_function(HEATMAP_DRAWN, timeout=60_000)  # the first language's attention
+    save_screenshot(page, tmp_path, "demo_all_languages.png")

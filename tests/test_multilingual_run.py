@@ -1,0 +1,170 @@
+"""A multilingual run end to end (`trained_multilingual_run`: Multi30k's 12 directions, trained
+for seconds): what it logs and saves, the translator's directions, `seq2seq translate --to` and
+`seq2seq evaluate --src-lang --to`; and that a bilingual run, old or new, is untouched."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from seq2seq import checkpoint
+from seq2seq.averaging import RunValidation
+from seq2seq.corpus import read_lines
+from seq2seq.directions import expand_directions
+from seq2seq.rundir import ReportDir, RunDir
+from seq2seq.train import validate
+from seq2seq.translate import Translator
+
+pytestmark = pytest.mark.slow
+TWELVE = expand_directions(["all"])
+FRENCH = "Un homme en chemise bleue est debout sur une échelle et nettoie des fenêtres."
+
+
+@pytest.fixture(scope="module")
+def multi(trained_multilingual_run: Path) -> Translator:
+    return Translator.from_run(trained_multilingual_run, device="cpu")
+
+
+def run_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "seq2seq", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_validation_logs_every_direction_and_their_mean(trained_multilingual_run: Path):
+    records = [r for r in checkpoint.read_log(trained_multilingual_run) if "valid_bleu" in r]
+    assert records
+    for record in records:
+        per_direction = [record[f"valid_bleu_{d}"] for d in TWELVE]
+        assert record["valid_bleu"] == pytest.approx(sum(per_direction) / 12)
+
+
+def test_the_run_saves_its_directions_and_a_vocabulary_with_every_tag(
+    trained_multilingual_run: Path, multi: Translator
+):
+    cfg, _ = checkpoint.load_config(trained_multilingual_run)
+    assert cfg.data.directions == TWELVE
+    for lang in ("en", "de", "fr", "cs"):
+        assert multi.tokenizer.knows_piece(f"<2{lang}>")
+
+
+def test_averaging_validates_a_finished_run_per_direction(trained_multilingual_run: Path):
+    metrics = validate(RunValidation.load(trained_multilingual_run))
+    assert {f"valid_bleu_{d}" for d in TWELVE} <= set(metrics)
+
+
+def test_the_target_language_reaches_the_model_as_the_first_source_token(multi: Translator):
+    assert multi.multilingual and multi.language_pair == ("en", "de")  # its first direction
+    assert set(multi.target_languages) == {"en", "de", "fr", "cs"}
+    for target in ("cs", "de", "en"):
+        [result] = multi.translate([FRENCH], beam_size=1, target_lang=target, with_attention=True)
+        assert result.source_pieces[0] == f"<2{target}>"
+        assert result.attention is not None
+        assert result.attention.shape[1] == len(result.source_pieces)
+    [default] = multi.translate([FRENCH], beam_size=1)
+    assert default.source_pieces[0] == "<2de>"
+    blank = multi.translate(["", "  "], target_lang="fr")
+    assert [r.text for r in blank] == ["", ""]  # a blank line stays blank, tag or not
+
+
+def test_a_direction_the_model_was_not_trained_on_is_a_clear_error(multi: Translator):
+    with pytest.raises(ValueError, match="not trained to translate into 'it'.*de, fr, cs, en"):
+        multi.translate([FRENCH], target_lang="it")
+    with pytest.raises(ValueError, match="both 'fr'"):
+        multi.translate([FRENCH], target_lang="fr", source_lang="fr")
+
+
+def test_the_view_toward_a_direction_shares_the_model(multi: Translator):
+    view = multi.toward("cs", "fr")
+    assert view.language_pair == ("fr", "cs") and view.model is multi.model
+    assert multi.language_pair == ("en", "de")  # the original is unchanged
+    assert view.describe()["language_pair"] == "fr-cs"
+    assert view.describe()["directions"] == list(TWELVE)
+
+
+def test_input_in_the_target_language_is_warned_about_on_request(multi: Translator):
+    [warned] = multi.translate([FRENCH], beam_size=1, target_lang="fr", check_source=True)
+    assert "French" in warned.warning
+    [fine] = multi.translate([FRENCH], beam_size=1, target_lang="cs", check_source=True)
+    [unasked] = multi.translate([FRENCH], beam_size=1, target_lang="fr")
+    assert fine.warning == "" and unasked.warning == ""
+
+
+def test_a_bilingual_model_needs_no_target_and_refuses_another(trained_run: Path):
+    bilingual = Translator.from_run(trained_run, device="cpu")
+    assert not bilingual.multilingual and bilingual.target_languages == ("en",)
+    [plain] = bilingual.translate(["Ein Hund läuft."], beam_size=1)
+    [named] = bilingual.translate(["Ein Hund läuft."], beam_size=1, target_lang="en")
+    assert named.text == plain.text and named.source_pieces == plain.source_pieces
+    with pytest.raises(ValueError, match="into 'fr'.*de-en"):
+        bilingual.translate(["Ein Hund läuft."], target_lang="fr")
+    assert "directions" not in bilingual.describe()
+
+
+def test_a_run_saved_before_directions_loads_and_translates_as_before(
+    trained_run: Path, tmp_path: Path
+):
+    old = tmp_path / "old-run"
+    shutil.copytree(trained_run, old, ignore=shutil.ignore_patterns("last.pt", "snapshots"))
+    saved = json.loads(RunDir(old).config.read_text(encoding="utf-8"))
+    for key in ("directions", "direction_sampling"):
+        del saved["config"]["data"][key]
+    RunDir(old).config.write_text(json.dumps(saved), encoding="utf-8")
+    sentences = ["Ein Mann fährt Fahrrad.", "Zwei Hunde spielen im Schnee."]
+    before = Translator.from_run(trained_run, device="cpu").translate(sentences, beam_size=3)
+    after = Translator.from_run(old, device="cpu").translate(sentences, beam_size=3)
+    assert [r.nbest for r in after] == [r.nbest for r in before]
+
+
+def test_translate_command_translates_toward_to_and_warns_on_request(
+    trained_multilingual_run: Path,
+):
+    args = ["translate", "--checkpoint", str(trained_multilingual_run), "--beam", "1"]
+    done = run_cli(*args, "--to", "fr", "--check-source", stdin=f"{FRENCH}\nEin Hund.\n")
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.splitlines()) == 2
+    assert "line 1: the input looks like French" in done.stderr
+    assert "line 2" not in done.stderr
+    refused = run_cli(*args, "--to", "it", stdin="Ein Hund.\n")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("error: the model was not trained to translate into 'it'")
+
+
+def test_evaluate_scores_one_direction_into_its_own_report(
+    trained_multilingual_run: Path, multi30k_dir: Path, tmp_path: Path
+):
+    done = run_cli(
+        "evaluate",
+        "--checkpoint", str(trained_multilingual_run),
+        "--src-lang", "fr",
+        "--to", "cs",
+        "--test-set", "test_2016_flickr",
+        "--data-dir", str(tmp_path / "data"),
+        "--mirror", str(multi30k_dir),
+        "--beam", "1",
+        "--bootstrap", "10",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = ReportDir(RunDir(trained_multilingual_run).report("test_2016_flickr.fr-cs").root)
+    data = json.loads(report.json.read_text(encoding="utf-8"))
+    assert data["model"]["language_pair"] == "fr-cs"
+    hypotheses = read_lines(report.hypotheses)
+    expected = Translator.from_run(trained_multilingual_run, device="cpu").translate(
+        read_lines(multi30k_dir / "test_2016_flickr.fr.gz")[:3], beam_size=1, target_lang="cs"
+    )
+    assert hypotheses[:3] == [t.text for t in expected]  # French in, toward Czech
+
+
+def test_help_says_what_to_and_src_lang_mean():
+    done = run_cli("translate", "--help")
+    text = " ".join(done.stdout.split())
+    assert "--to LANG" in text and "target language of a multilingual model" in text
