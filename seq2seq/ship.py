@@ -222,6 +222,12 @@ def ship(run_dir: Path, options: ShipConfig | None = None) -> ShipRecord:
     run_dir = Path(run_dir)
     members = shipped_members(run_dir)  # a clear error for no run or a broken list, before locks
     cfg, _ = checkpoint.load_config(members[0])
+    if cfg.data.multilingual:  # one decoding per model, chosen on one pair's validation set
+        raise ValueError(
+            f"{run_dir} is a multilingual run, which ship does not tune yet; score each "
+            "direction with `seq2seq evaluate --checkpoint RUN --src-lang SRC --to TGT "
+            "--test-set test_2016_flickr`"
+        )
     with ExitStack() as locks:
         for locked in dict.fromkeys([run_dir, *members]):
             locks.enter_context(checkpoint.lock_run_dir(locked))

@@ -168,3 +168,22 @@ def test_help_says_what_to_and_src_lang_mean():
     done = run_cli("translate", "--help")
     text = " ".join(done.stdout.split())
     assert "--to LANG" in text and "target language of a multilingual model" in text
+
+
+def test_an_ensemble_needs_the_same_directions(trained_multilingual_run: Path, tmp_path: Path):
+    fewer = tmp_path / "fewer-directions"
+    shutil.copytree(trained_multilingual_run, fewer, ignore=shutil.ignore_patterns("snapshots"))
+    saved = json.loads(RunDir(fewer).config.read_text(encoding="utf-8"))
+    saved["config"]["data"]["directions"] = ["fr-cs", "cs-fr"]
+    RunDir(fewer).config.write_text(json.dumps(saved), encoding="utf-8")
+    with pytest.raises(ValueError, match="different language pairs"):
+        Translator.from_runs([trained_multilingual_run, fewer], device="cpu")
+
+
+def test_ship_refuses_a_multilingual_run_and_says_what_to_run(trained_multilingual_run: Path):
+    from seq2seq.ship import ship
+
+    before = sorted(p.name for p in trained_multilingual_run.iterdir())
+    with pytest.raises(ValueError, match="multilingual.*seq2seq evaluate"):
+        ship(trained_multilingual_run)
+    assert sorted(p.name for p in trained_multilingual_run.iterdir()) == before
