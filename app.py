@@ -442,21 +442,12 @@ def translate_request(
 
 
 def run_translation(
-    translators: dict[str, Translator],
-    text: Any,
-    model: Any,
-    mode: Any,
-    beam_size: Any,
-    length_penalty: Any,
-    sampling: Any = None,
-    source_lang: Any = None,
-    target_lang: Any = None,
+    translators: dict[str, Translator], *request: Any
 ) -> tuple[str, dict[str, Any], str, dict[str, Any] | None]:
-    """`translate_request`'s (translations, n-best table, timing, attention of line 1)."""
-    result = translate_request(
-        translators, text, model, mode, beam_size, length_penalty, sampling, source_lang,
-        target_lang,
-    )  # fmt: skip
+    """(translations, n-best table, timing, attention of line 1) of `translate_request` with
+    the same arguments (text, model, mode, beam_size, length_penalty, [sampling, source_lang,
+    target_lang])."""
+    result = translate_request(translators, *request)
     return result.output, result.table, result.timing, result.attention
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
@@ -47,8 +48,9 @@ def translators(trained_run: Path) -> dict[str, Any]:
     return app.load_translators(trained_run.parent)
 
 
-@pytest.fixture(scope="module")
-def server_url(translators: dict[str, Any]) -> Iterator[str]:
+@contextlib.contextmanager
+def served(translators: dict[str, Any]) -> Iterator[str]:
+    """The page over ``translators``, served on a free port of 127.0.0.1; its URL."""
     demo = app.build_demo(translators)
     port = free_port()
     try:
@@ -56,6 +58,12 @@ def server_url(translators: dict[str, Any]) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}/"
     finally:
         demo.close()
+
+
+@pytest.fixture(scope="module")
+def server_url(translators: dict[str, Any]) -> Iterator[str]:
+    with served(translators) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -578,13 +586,8 @@ def multi_translators(trained_multilingual_run: Path, translators: dict[str, Any
 
 @pytest.fixture(scope="module")
 def multi_client(multi_translators: dict[str, Any]) -> Iterator[Client]:
-    demo = app.build_demo(multi_translators)
-    port = free_port()
-    try:
-        demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-        yield Client(f"http://127.0.0.1:{port}/", verbose=False)
-    finally:
-        demo.close()
+    with served(multi_translators) as url:
+        yield Client(url, verbose=False)
 
 
 def test_a_multilingual_page_adds_source_and_target_to_the_api(

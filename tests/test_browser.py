@@ -7,6 +7,7 @@ $SEQ2SEQ_SCREENSHOT_DIR.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -81,7 +82,14 @@ def page_url(trained_run: Path) -> Iterator[str]:
     shipped = app.load_translators(REPO / "checkpoints")
     en_de = [name for name, t in shipped.items() if t.language_pair == ("en", "de")]
     assert en_de, "checkpoints/ has no English → German run"
-    demo = app.build_demo({**translators, en_de[0]: shipped[en_de[0]]})
+    with served({**translators, en_de[0]: shipped[en_de[0]]}) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def served(translators: dict[str, app.Translator]) -> Iterator[str]:
+    """The page over ``translators``, served on a free port of 127.0.0.1; its URL."""
+    demo = app.build_demo(translators)
     port = free_port()
     try:
         demo.launch(
@@ -112,10 +120,17 @@ def browser(chromium: Path) -> Iterator[Browser]:
 @pytest.fixture
 def page(browser: Browser, page_url: str) -> Iterator[Page]:
     """The demo, loaded and ready for input."""
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    with opened(browser, page_url, "#source textarea") as page:
+        yield page
+
+
+@contextlib.contextmanager
+def opened(browser: Browser, url: str, ready: str, height: int = 900) -> Iterator[Page]:
+    """A new page at ``url``, once the element ``ready`` (a CSS selector) is there."""
+    page = browser.new_page(viewport={"width": 1280, "height": height})
     try:
-        page.goto(page_url, timeout=60_000)
-        page.wait_for_selector("#source textarea", timeout=60_000)
+        page.goto(url, timeout=60_000)
+        page.wait_for_selector(ready, timeout=60_000)
         yield page
     finally:
         page.close()
@@ -261,30 +276,14 @@ def multi_page_url(trained_multilingual_run: Path, trained_run: Path) -> Iterato
         **app.load_translators(trained_multilingual_run.parent),
         **app.load_translators(trained_run.parent),
     }
-    demo = app.build_demo(translators)
-    port = free_port()
-    try:
-        demo.launch(
-            server_name="127.0.0.1",
-            server_port=port,
-            prevent_thread_lock=True,
-            quiet=True,
-            css=app.CSS,
-        )
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
+    with served(translators) as url:
+        yield url
 
 
 @pytest.fixture
 def multi_page(browser: Browser, multi_page_url: str) -> Iterator[Page]:
-    page = browser.new_page(viewport={"width": 1280, "height": 1000})
-    try:
-        page.goto(multi_page_url, timeout=60_000)
-        page.wait_for_selector("#src-lang input", timeout=60_000)
+    with opened(browser, multi_page_url, "#src-lang input", height=1000) as page:
         yield page
-    finally:
-        page.close()
 
 
 def choose(page: Page, dropdown: str, option: str) -> None:
