@@ -65,7 +65,7 @@ from seq2seq.config import DECODE_METHODS, MAX_LENGTH_PENALTY, DecodeConfig  # n
 from seq2seq.download import language_name, language_pair_name  # noqa: E402
 from seq2seq.report import AttentionExample, plot_attention  # noqa: E402
 from seq2seq.rundir import RunDir  # noqa: E402
-from seq2seq.translate import MAX_INPUT_CHARS, Translation, Translator  # noqa: E402
+from seq2seq.translate import MAX_INPUT_CHARS, Translator  # noqa: E402
 
 REPO = Path(__file__).resolve().parent
 TRAIN_COMMAND = "seq2seq train --config configs/multi30k-de-en.yaml"
@@ -363,7 +363,7 @@ def pick_directions(translator: Translator, source_lang: Any, target_lang: Any) 
         raise gr.Error(f"Unknown language pair: {err}.") from err
 
 
-def labelled(language: str, results: list[Translation], multiple: bool) -> list[Translation]:
+def labelled(language: str, results: list[Any], multiple: bool) -> list[Any]:
     """The results with their language's name before each text (several targets) or as they
     are (one)."""
     if not multiple:
@@ -414,7 +414,7 @@ def translate_request(
     views = pick_directions(translator, source_lang, target_lang)
     request = make_request(text, mode, beam_size, length_penalty, sampling)
     start = time.perf_counter()
-    by_target: dict[str, list[Translation]] = {}
+    by_target: dict[str, list[Any]] = {}
     try:
         decode = translator.decode_config(**request.decoding)
         for view in views:
