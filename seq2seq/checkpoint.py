@@ -253,7 +253,7 @@ def load_runs(run_dirs: Sequence[Path], device: str | torch.device = "cpu") -> l
                 "ensemble runs trained with the same SentencePiece model"
             )
         pair, first_pair = (
-            cfg.data.directions or (f"{cfg.data.src_lang}-{cfg.data.tgt_lang}",)
+            cfg.data.direction_names or (f"{cfg.data.src_lang}-{cfg.data.tgt_lang}",)
             for cfg in (run.cfg, first.cfg)
         )
         if pair != first_pair:

@@ -75,8 +75,6 @@ def _parse_value(text: str, default: Any, flag: str) -> Any:
         if lowered not in ("true", "false", "1", "0", "yes", "no"):
             raise SystemExit(f"error: {flag} takes true or false, got {text!r}")
         return lowered in ("true", "1", "yes")
-    if isinstance(default, tuple):  # --data.directions en-de,de-en (or all)
-        return tuple(part.strip() for part in text.split(",") if part.strip())
     try:
         return type(default)(text)
     except ValueError:

@@ -189,10 +189,13 @@ class DataConfig:
         0, "train on the first N cleaned pairs only, for quick runs; 0 = all"
     )
     max_valid_pairs: int = setting(0, "validate on the first N pairs only; 0 = all")
-    directions: tuple[str, ...] = setting(
-        (),
-        "one multilingual model for several directions, SRC-TGT each (e.g. en-de,de-en,en-fr), "
-        "or all (Multi30k's 12 between en, de, fr, cs); the source gets a <2TGT> token "
+    # A string (comma-separated) rather than a tuple, so that a saved config reads back equal
+    # from JSON; YAML may give a list (`_coerce`).
+    directions: str = setting(
+        "",
+        "one multilingual model for several directions, SRC-TGT each, comma-separated or a YAML "
+        "list (e.g. en-de,de-en,en-fr), or all (Multi30k's 12 between en, de, fr, cs); the "
+        "source gets a <2TGT> token "
         "(Johnson et al. 2017) and src_lang/tgt_lang are not used; with corpus files, "
         "data.train and data.valid name each direction's files with {src} and {tgt} "
         "(train.{src},train.{tgt} or pairs.{src}-{tgt}.tsv); max_train_pairs and "
@@ -217,12 +220,22 @@ class DataConfig:
             raise ValueError("max_train_pairs and max_valid_pairs must be >= 0")
         _check_choice("direction_sampling", self.direction_sampling, DIRECTION_SAMPLINGS)
         # Stored expanded ("all" becomes its 12), so a saved run lists what it was trained on.
-        object.__setattr__(self, "directions", expand_directions(self.directions))
+        if not isinstance(self.directions, str):
+            raise ValueError(
+                f"directions must be text such as 'en-de,de-en' or 'all', got {self.directions!r}"
+            )
+        given = [part for part in self.directions.split(",") if part.strip()]
+        object.__setattr__(self, "directions", ",".join(expand_directions(given)))
         if self.directions:
             self._check_directions()
 
+    @property
+    def direction_names(self) -> tuple[str, ...]:
+        """``directions`` one by one (``("en-de", "de-en")``); () for a bilingual run."""
+        return tuple(self.directions.split(",")) if self.directions else ()
+
     def _check_directions(self) -> None:
-        languages = {lang for d in self.directions for lang in parse_direction(d)}
+        languages = {lang for d in self.direction_names for lang in parse_direction(d)}
         if self.corpus == "multi30k":
             unknown = sorted(languages - set(MULTI30K_LANGUAGES))
             if unknown:
@@ -675,11 +688,10 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
         return value
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if isinstance(default, tuple):  # a YAML list, JSON's for a saved tuple, or "a,b" text
-        items = value.split(",") if isinstance(value, str) else value
-        if not isinstance(items, list | tuple) or not all(isinstance(v, str) for v in items):
-            raise ValueError(f"{where} must be a list of strings, got {value!r}")
-        return tuple(item.strip() for item in items if item.strip())
+    if isinstance(default, str) and isinstance(value, list):  # directions: [en-de, de-en]
+        if not all(isinstance(item, str) for item in value):
+            raise ValueError(f"{where} must be text or a list of texts, got {value!r}")
+        return ",".join(value)
     if not isinstance(value, type(default)) or isinstance(value, bool) != isinstance(default, bool):
         raise ValueError(f"{where} must be {type(default).__name__}, got {value!r}")
     return value

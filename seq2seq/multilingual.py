@@ -59,7 +59,7 @@ def run_directions(data: DataConfig) -> tuple[Direction, ...]:
     """The directions a run trains: ``data.directions``, or its one language pair."""
     if not data.multilingual:
         return (Direction(data.src_lang, data.tgt_lang),)
-    return tuple(parse_direction(d) for d in data.directions)
+    return tuple(parse_direction(d) for d in data.direction_names)
 
 
 def direction_data(data: DataConfig, direction: Direction) -> DataConfig:
@@ -75,7 +75,7 @@ def direction_data(data: DataConfig, direction: Direction) -> DataConfig:
         tgt_lang=direction.tgt,
         train=fill(data.train),
         valid=fill(data.valid),
-        directions=(),
+        directions="",
     )
 
 

@@ -119,6 +119,6 @@ def trained_multilingual_run(multi30k_dir, tmp_path_factory) -> Path:
         vocab=600,
         widths=(48, 96),
         steps=120,
-        data={"directions": ("all",), "max_train_pairs": 300, "max_valid_pairs": 8},
+        data={"directions": "all", "max_train_pairs": 300, "max_valid_pairs": 8},
         train={"average_last": 0},
     )

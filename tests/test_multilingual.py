@@ -82,13 +82,15 @@ def test_directions_come_from_yaml_lists_flags_and_saved_configs(tmp_path: Path)
     yaml_file = tmp_path / "multi.yaml"
     yaml_file.write_text("data:\n  directions: [en-de, de-en, en-fr]\n", encoding="utf-8")
     args = build_parser().parse_args(["train", "--config", str(yaml_file)])
-    assert config_from_args(args, ("data",)).data.directions == ("en-de", "de-en", "en-fr")
+    assert config_from_args(args, ("data",)).data.directions == "en-de,de-en,en-fr"
     args = build_parser().parse_args(["train", "--data.directions", "fr-cs,cs-fr"])
-    assert config_from_args(args, ("data",)).data.directions == ("fr-cs", "cs-fr")
+    assert config_from_args(args, ("data",)).data.direction_names == ("fr-cs", "cs-fr")
     args = build_parser().parse_args(["train", "--data.directions", "all"])
     cfg = config_from_args(args, ("data",))
-    assert len(cfg.data.directions) == 12  # stored expanded: a saved run lists its directions
-    saved = json.loads(json.dumps(cfg.to_dict()))  # what config.json holds: lists
+    # Stored expanded, so that a saved run lists its directions, and read back equal.
+    assert cfg.data.direction_names == expand_directions(["all"])
+    saved = json.loads(json.dumps(cfg.to_dict()))  # what config.json holds
+    assert saved["data"] == dataclasses.asdict(cfg.data)
     assert RunConfig.from_dict(saved) == cfg
 
 
@@ -97,20 +99,20 @@ def test_a_config_saved_before_directions_is_bilingual():
     for key in ("directions", "direction_sampling"):
         del saved["data"][key]
     data = RunConfig.from_dict(saved).data
-    assert not data.multilingual and data.directions == ()
+    assert not data.multilingual and data.direction_names == ()
 
 
 @pytest.mark.parametrize(
     ("changes", "needle"),
     [
-        ({"directions": ("en-it",)}, "Multi30k has no it"),
+        ({"directions": "en-it"}, "Multi30k has no it"),
         ({"direction_sampling": "uniform"}, "direction_sampling"),
         (
             {
                 "corpus": "files",
                 "train": "a.de,a.en",
                 "valid": "b.de,b.en",
-                "directions": ["de-en"],
+                "directions": "de-en",
             },
             r"\{src\} and \{tgt\}",
         ),
@@ -122,14 +124,14 @@ def test_bad_multilingual_settings_name_the_field(changes, needle):
 
 
 def test_a_resumed_run_keeps_its_directions():
-    saved = RunConfig(data=DataConfig(directions=("all",)))
+    saved = RunConfig(data=DataConfig(directions="all"))
     with pytest.raises(ValueError, match="--data.directions"):
         resumed_config(saved, dataclasses.replace(saved, data=DataConfig()))
 
 
 def test_a_multilingual_run_needs_a_joint_vocabulary():
     with pytest.raises(ValueError, match="subword.joint"):
-        RunConfig(data=DataConfig(directions=("all",)), subword=SubwordConfig(joint=False))
+        RunConfig(data=DataConfig(directions="all"), subword=SubwordConfig(joint=False))
 
 
 # --- Balancing, interleaving, the vocabulary's sample -------------------------------------------
@@ -204,7 +206,7 @@ def three_way_files(tmp_path: Path) -> DataConfig:
         corpus="files",
         train=str(tmp_path / "train.{src}") + "," + str(tmp_path / "train.{tgt}"),
         valid=str(tmp_path / "valid.{src}") + "," + str(tmp_path / "valid.{tgt}"),
-        directions=("de-en", "en-fr", "fr-de"),
+        directions="de-en,en-fr,fr-de",
     )
 
 
@@ -264,7 +266,7 @@ def test_the_multilingual_config_trains_all_twelve_directions_and_fits_30_mb_in_
 
     repo = Path(__file__).resolve().parents[1]
     cfg = RunConfig.from_dict(load_yaml(repo / "configs" / "multi30k-multi.yaml"))
-    assert len(cfg.data.directions) == 12 and cfg.data.direction_sampling == "balanced"
+    assert len(cfg.data.direction_names) == 12 and cfg.data.direction_sampling == "balanced"
     assert cfg.model.attention == "bahdanau" and cfg.train.lr_schedule == "cosine"
     assert cfg.train.max_steps and cfg.subword.sampling_alpha > 0
     vocab = cfg.subword.vocab_size

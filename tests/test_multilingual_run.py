@@ -52,7 +52,7 @@ def test_the_run_saves_its_directions_and_a_vocabulary_with_every_tag(
     trained_multilingual_run: Path, multi: Translator
 ):
     cfg, _ = checkpoint.load_config(trained_multilingual_run)
-    assert cfg.data.directions == TWELVE
+    assert cfg.data.direction_names == TWELVE
     for lang in ("en", "de", "fr", "cs"):
         assert multi.tokenizer.knows_piece(f"<2{lang}>")
 
@@ -174,7 +174,7 @@ def test_an_ensemble_needs_the_same_directions(trained_multilingual_run: Path, t
     fewer = tmp_path / "fewer-directions"
     shutil.copytree(trained_multilingual_run, fewer, ignore=shutil.ignore_patterns("snapshots"))
     saved = json.loads(RunDir(fewer).config.read_text(encoding="utf-8"))
-    saved["config"]["data"]["directions"] = ["fr-cs", "cs-fr"]
+    saved["config"]["data"]["directions"] = "fr-cs,cs-fr"
     RunDir(fewer).config.write_text(json.dumps(saved), encoding="utf-8")
     with pytest.raises(ValueError, match="different language pairs"):
         Translator.from_runs([trained_multilingual_run, fewer], device="cpu")
