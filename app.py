@@ -499,6 +499,14 @@ def ensemble_rows(members: tuple[Path, ...]) -> list[tuple[str, str]]:
     return [("Ensemble", f"{len(members)} models ({names}); the facts below are the first's")]
 
 
+def languages_row(translator: Translator) -> tuple[str, str]:
+    """The facts table's first row: the language pair, or a multilingual model's directions."""
+    if not translator.multilingual:
+        return ("Language pair", language_pair_name(*translator.language_pair))
+    names = ", ".join(language_name(lang) for lang in multilingual_languages({"": translator}))
+    return ("Directions", f"{len(translator.directions)} between {names}")
+
+
 def facts_table(translator: Translator) -> str:
     """`Translator.facts` as a Markdown table: size, architecture, training, validation BLEU."""
     facts = translator.facts()
@@ -507,7 +515,7 @@ def facts_table(translator: Translator) -> str:
     minutes = info.train_seconds
     bleu = info.best_valid_bleu
     rows = [
-        ("Language pair", language_pair_name(*facts.language_pair)),
+        languages_row(translator),
         ("Parameters", f"{facts.parameters:,}"),
         *ensemble_rows(facts.members),
         (

@@ -694,3 +694,11 @@ def test_a_multilingual_page_has_examples_in_every_source_language(
     labels = {b.label for b in demo.blocks.values() if isinstance(b, gr.Dataset)}
     for name in ("English", "German", "French", "Czech"):
         assert any(name in (label or "") for label in labels), labels
+
+
+def test_the_facts_table_lists_a_multilingual_models_directions(
+    multi_translators: dict[str, Any],
+) -> None:
+    rows = facts_rows(multi_translators[MULTI])
+    assert rows["Directions"] == "12 between English, German, French, Czech"
+    assert "Language pair" not in rows
