@@ -9,7 +9,7 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from seq2seq import checkpoint
 from seq2seq.config import DecodeConfig
@@ -39,9 +39,10 @@ def translate_lines(
     ``check_source`` also warns of each line that looks written in the target language.
     """
     lines, read_errors = read_text_lines(source)
-    results = translator.translate(
-        lines, decode=decode, batch_size=batch_size, skip_invalid=True, check_source=check_source
-    )
+    settings: dict[str, Any] = {"decode": decode, "batch_size": batch_size, "skip_invalid": True}
+    if check_source:  # asked only when wanted: off is the translator's default
+        settings["check_source"] = True
+    results = translator.translate(lines, **settings)
     warnings = []
     for number, (result, read_error) in enumerate(zip(results, read_errors, strict=True), 1):
         if read_error or result.error:
