@@ -66,8 +66,10 @@ from seq2seq.download import language_name, language_pair_name  # noqa: E402
 from seq2seq.report import AttentionExample, plot_attention  # noqa: E402
 from seq2seq.rundir import RunDir  # noqa: E402
 from seq2seq.translate import MAX_INPUT_CHARS, Translator  # noqa: E402
+from study.plots import LONG_CURVE_PNG  # noqa: E402
 
 REPO = Path(__file__).resolve().parent
+STUDY_REPORT = REPO / "docs" / "study.md"  # its PNGs are in docs/study/
 TRAIN_COMMAND = "seq2seq train --config configs/multi30k-de-en.yaml"
 MAX_LINES = 32  # lines per request: a CPU model serves many users one request at a time
 MAX_NBEST = 5  # n-best rows shown per line
@@ -586,11 +588,31 @@ def about_run(name: str, translator: Translator) -> None:
                 gr.Markdown(text)
 
 
+def long_curve(report: Path) -> str | None:
+    """The study's BLEU-by-sentence-length curve (``python -m study --long``) as Markdown with
+    the image inlined; None before the study has drawn it."""
+    image = report.with_suffix("") / LONG_CURVE_PNG
+    if not image.is_file():
+        return None
+    return inline_images(
+        "## Attention and long sentences\n\n"
+        f"![BLEU by sentence length]({image.name})\n\n"
+        "BLEU against source length in words, as in Bahdanau et al. 2015 (Fig. 2): the study's "
+        "small models, trained with and without attention on Multi30k plus joined pairs, tested "
+        "on joined test pairs up to 60 words. Solid: no attention; dashed: Bahdanau attention. "
+        "The whole study is at the end of this tab.",
+        image.parent,
+    )
+
+
 def about_tab(translators: dict[str, Translator]) -> None:
     with gr.Tab("About the models"):
+        curve = long_curve(STUDY_REPORT)
+        if curve:
+            gr.Markdown(curve)
         for name, translator in translators.items():
             about_run(name, translator)
-        study = read_markdown(REPO / "docs" / "study.md")
+        study = read_markdown(STUDY_REPORT)
         gr.Markdown("## Study\n\n" + (study or "*No study yet: `docs/study.md` will appear here.*"))
 
 

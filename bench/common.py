@@ -27,8 +27,9 @@ from seq2seq.corpus import Pair, load_splits, read_parallel_files
 from seq2seq.data import ParallelDataset, TokenBatchSampler
 from seq2seq.download import multi30k_file_name
 from seq2seq.machine import describe_machine
-from seq2seq.session import Learner, build_data, build_learner
+from seq2seq.session import Learner, build_learner
 from seq2seq.tokenizer import Tokenizer
+from seq2seq.training_data import build_data
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "RESULTS.md"
@@ -178,7 +179,7 @@ class TrainingData:
 
 def load_training_data(run: Path, mirror: str, max_pairs: int = 0) -> TrainingData:
     """The run's training pairs, cleaned and encoded as `seq2seq.train` does, and its sampler
-    (`seq2seq.session.build_data`: max_tokens and seed from the run's config)."""
+    (`seq2seq.training_data.build_data`: max_tokens and seed from the run's config)."""
     cfg, _ = checkpoint.load_config(run)
     data_dir = cfg.data.data_dir
     if not Path(data_dir).is_absolute():  # the run was trained from the repository root

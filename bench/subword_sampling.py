@@ -1,8 +1,8 @@
 """The cost of subword regularisation per epoch.
 
 With ``subword.sampling_alpha`` > 0 the trainer segments every training pair anew at the start
-of each epoch (`seq2seq.session.build_data` with sampling: `Tokenizer.encode_sampled`, then the
-token-budget sampler cut from the new lengths). This times that against the plain encoding,
+of each epoch (`seq2seq.training_data.build_data` with sampling: `Tokenizer.encode_sampled`,
+then the token-budget sampler cut from the new lengths). This times that against the plain encoding,
 which training does once, and shows what the longer segmentations do to an epoch: target tokens
 per sentence and batches under the run's ``max_tokens``. The last column sets the time against
 an epoch of the run's own training (its ``train_log.jsonl``).
@@ -20,7 +20,7 @@ import common
 
 from seq2seq import checkpoint
 from seq2seq.config import SubwordConfig
-from seq2seq.session import build_data
+from seq2seq.training_data import build_data
 
 DEFAULT_SAMPLINGS = "0.1:64,0.1:-1,0.5:-1"
 
@@ -35,7 +35,7 @@ def seconds_per_epoch(run: Path) -> float:
 def segment_and_batch(td: common.TrainingData, sampling: SubwordConfig | None) -> tuple[int, int]:
     """One epoch's segmentation and batches, as training makes them: (target tokens, batches)."""
     data, sampler = build_data(td.tokenizer, td.pairs, td.cfg.train, None, sampling, epoch=0)
-    return sum(len(t) for t in data.tgt), len(sampler.batches(0))
+    return sum(data.tgt_lengths) - len(data), len(sampler)  # tgt_lengths count an EOS each
 
 
 def main(argv: list[str] | None = None) -> None:

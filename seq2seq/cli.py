@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # loaded by the commands that need it: torch is slow to impor
     from seq2seq.translate import Translator
 
 SECTIONS = ("data", "clean", "subword", "model", "train", "decode")
+PREPARE_SECTIONS = ("data", "clean", "subword")
 # The demo caps its beam at 10; here 64 leaves room for search experiments. Decoding time grows
 # with the beam, and memory is bounded separately by `search.decode_batch_size`.
 MAX_BEAM = 64
@@ -141,10 +142,23 @@ def config_from_args(
 
 def cmd_prepare(args: argparse.Namespace) -> None:
     from seq2seq.corpus import prepare_corpus
+    from seq2seq.prepare import prepare
 
-    cfg = config_from_args(args, ("data", "clean"))
-    out = prepare_corpus(cfg.data, cfg.clean, args.splits or ["train", "val"])
-    print(f"counts saved to {out}")
+    cfg = config_from_args(args, PREPARE_SECTIONS)
+    splits = args.splits or ["train", "val"]
+    counted = {}
+    if {"train", "val"} <= set(splits):  # what training needs: binarise it
+        if args.workers < 0:
+            raise SystemExit(f"error: --workers must be >= 0, got {args.workers}")
+        out = Path(cfg.data.prepared) if cfg.data.prepared else None
+        prepared = prepare(cfg.data, cfg.clean, cfg.subword, out=out, workers=args.workers)
+        counted = {
+            "train": prepared.manifest["cleaning"],
+            "val": {"total": prepared.pairs("valid")},
+        }
+        print(f"train on it with --data.prepared {prepared.root}, or with these data settings")
+    rest = [split for split in splits if split not in counted]
+    print(f"counts saved to {prepare_corpus(cfg.data, cfg.clean, rest, counted=counted)}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -446,14 +460,21 @@ def build_parser() -> argparse.ArgumentParser:
     prepare = sub.add_parser(
         "prepare",
         parents=[common],
-        help="download (Multi30k) or read a parallel corpus, clean it, print counts",
+        help="download (Multi30k) or read a parallel corpus, clean it, binarise it, print counts",
         description="Fetch Multi30k task 1 with checksums into data/multi30k/ (or read your own "
         "files: --data.corpus files --data.train SRC,TGT|FILE.tsv --data.valid ...), clean the "
-        "training split and print and save what was kept and dropped.",
+        "training split and print and save what was kept and dropped. With train and val among "
+        "the splits (the default), also train the SentencePiece vocabulary and write both splits "
+        "as token arrays that training reads as it goes: into --data.prepared DIR, or into "
+        "DATA_DIR/prepared/, where `seq2seq train` with the same data, clean and subword settings "
+        "finds it. A folder prepared from the same files and settings is reused.",
     )
-    prepare.add_argument("--config", help="YAML file with data/clean sections")
+    prepare.add_argument("--config", help="YAML file with data/clean/subword sections")
     prepare.add_argument("--splits", nargs="*", help="splits to fetch (default: train val)")
-    add_config_flags(prepare, ("data", "clean"))
+    prepare.add_argument(
+        "--workers", type=int, default=0, help="processes that encode (default 0: one per core)"
+    )
+    add_config_flags(prepare, PREPARE_SECTIONS)
     prepare.set_defaults(func=cmd_prepare)
 
     train = sub.add_parser(

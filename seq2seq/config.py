@@ -116,6 +116,11 @@ class CleanConfig:
             raise ValueError(f"min_words={self.min_words} exceeds max_words={self.max_words}")
 
 
+# How training sentences are segmented: training policy, which a resumed run may change, and
+# no part of the vocabulary or of a prepared corpus.
+SUBWORD_SAMPLING_FIELDS = ("sampling_alpha", "nbest_size")
+
+
 @dataclass(frozen=True)
 class SubwordConfig:
     """SentencePiece settings; trained on the training split only."""
@@ -132,6 +137,11 @@ class SubwordConfig:
     )
     byte_fallback: bool = setting(
         True, "spell characters outside the vocabulary as bytes, so that none becomes <unk>"
+    )
+    sample_sentences: int = setting(
+        1_000_000,
+        "SentencePiece trains on this many training sentences per side, drawn at random, when "
+        "the corpus has more (its input_sentence_size); 0 = on all of them",
     )
     # How the training sentences are segmented: training policy, not the vocabulary, so a
     # resumed run may change it (`session.resumed_config`).
@@ -154,6 +164,8 @@ class SubwordConfig:
         _check_choice("model_type", self.model_type, SUBWORD_TYPES)
         if self.vocab_size < 16:
             raise ValueError(f"vocab_size must be at least 16, got {self.vocab_size}")
+        if self.sample_sentences < 0:
+            raise ValueError(f"sample_sentences must be >= 0, got {self.sample_sentences}")
         _check_fraction("character_coverage", self.character_coverage, closed=True)
         if self.sampling_alpha < 0 or (self.model_type == "bpe" and self.sampling_alpha > 1):
             bound = "in [0, 1] with bpe (a probability)" if self.model_type == "bpe" else ">= 0"
@@ -177,7 +189,9 @@ class DataConfig:
     )
     src_lang: str = setting("de", "source language code, e.g. de")
     tgt_lang: str = setting("en", "target language code, e.g. en")
-    data_dir: str = setting("data", "folder of the downloaded corpus and of prepare's counts")
+    data_dir: str = setting(
+        "data", "folder of the downloaded corpus, of prepare's counts and of prepared corpora"
+    )
     train: str = setting(
         "", "training pairs for corpus files: SRC_PATH,TGT_PATH (line-aligned) or one .tsv"
     )
@@ -204,15 +218,21 @@ class DataConfig:
     direction_sampling: DirectionSampling = setting(
         "balanced",
         "with directions: balanced trains on as many pairs of every direction as the largest "
-        "has (a smaller direction's pairs repeat, drawn with train.seed), so each direction is "
+        "has (a smaller direction's pairs repeat, drawn with a fixed seed), so each direction is "
         "seen evenly; proportional trains on every pair once. Either way the batches are cut "
         "from all directions together, so each batch mixes them",
+    )
+    prepared: str = setting(
+        "",
+        "a prepared corpus folder: seq2seq prepare writes it, seq2seq train trains on it (its "
+        "corpus, languages and vocabulary) without reading the text; empty: a folder in "
+        "data_dir/prepared named by the input files and settings, prepared when not up to date",
     )
 
     def __post_init__(self) -> None:
         _check_finite(self)
         _check_choice("corpus", self.corpus, ("multi30k", "files"))
-        if self.corpus == "files" and not (self.train and self.valid):
+        if self.corpus == "files" and not (self.train and self.valid) and not self.prepared:
             raise ValueError("corpus='files' needs train and valid paths (SRC,TGT or a .tsv)")
         if self.src_lang == self.tgt_lang:
             raise ValueError(f"src_lang and tgt_lang are both {self.src_lang!r}")

@@ -2,14 +2,16 @@
 
 Pipeline order: fetch Multi30k (`download.multi30k_pair`) or read your files (`read_pairs`), then
 `clean_pairs` for training data and `normalize_pairs` for validation and test data, which must keep
-every line so that scores stay comparable with published ones. `prepare_corpus` (``seq2seq
-prepare``) runs that pipeline once ahead of training and saves its counts.
+every line so that scores stay comparable with published ones. Each reader and `iter_clean` also
+streams, a line at a time, for corpora too large to hold (`prepare` binarises them that way);
+`prepare_corpus` (``seq2seq prepare``) saves the counts of each split.
 """
 
 from __future__ import annotations
 
 import gzip
 import io
+import itertools
 import json
 import logging
 import unicodedata
@@ -41,15 +43,18 @@ def read_lines(path: str | Path) -> list[str]:
         FileNotFoundError: no such file.
         ValueError: a line is not valid UTF-8 (names file and 1-based line), or a damaged gzip.
     """
+    return list(iter_lines(path))
+
+
+def iter_lines(path: str | Path) -> Iterator[str]:
+    """The lines of `read_lines`, one at a time: a corpus of any size streams through."""
     path = _existing_file(path)
     with path.open("rb") as f:
-        lines = []
         for number, raw in enumerate(_raw_lines(f, str(path)), 1):
             text, error = _decode_line(raw, number)
             if error:
                 raise ValueError(f"{path}, line {number}: {error}")
-            lines.append(text)
-        return lines
+            yield text
 
 
 def read_text_lines(source: str | Path | BinaryIO) -> tuple[list[str], list[str]]:
@@ -71,6 +76,29 @@ def read_text_lines(source: str | Path | BinaryIO) -> tuple[list[str], list[str]
     if not source.seekable():  # a pipe or a terminal: the gzip check must look ahead
         source = io.BytesIO(source.read())
     return _read_lenient(source, "standard input")
+
+
+def count_lines(path: str | Path) -> int:
+    """How many lines `iter_lines` would give, counted in blocks (gunzipped if gzip) without
+    decoding them: what lets a caller compare two files before any work.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: a damaged gzip file.
+    """
+    path = _existing_file(path)
+    lines, last = 0, b"\n"
+    with path.open("rb") as raw:
+        compressed = raw.read(2) == GZIP_MAGIC
+        raw.seek(0)
+        stream: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if compressed else raw  # type: ignore[assignment]
+        try:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                lines += block.count(b"\n")
+                last = block[-1:]
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            raise ValueError(f"{path}: damaged gzip file ({exc})") from exc
+    return lines + (last != b"\n")  # a last line without its line ending counts too
 
 
 def _existing_file(path: str | Path) -> Path:
@@ -118,11 +146,17 @@ def read_parallel_files(src_path: str | Path, tgt_path: str | Path) -> list[Pair
     """Pair line i of `src_path` with line i of `tgt_path`; the files must have equal length."""
     src_lines, tgt_lines = read_lines(src_path), read_lines(tgt_path)
     if len(src_lines) != len(tgt_lines):
-        raise ValueError(
-            f"parallel files differ in length: {src_path} has {len(src_lines)} lines, "
-            f"{tgt_path} has {len(tgt_lines)}; line i of one must translate line i of the other"
-        )
+        raise ValueError(parallel_length_error(src_path, len(src_lines), tgt_path, len(tgt_lines)))
     return list(zip(src_lines, tgt_lines, strict=True))
+
+
+def parallel_length_error(
+    src_path: str | Path, src_lines: int, tgt_path: str | Path, tgt_lines: int
+) -> str:
+    return (
+        f"parallel files differ in length: {src_path} has {src_lines} lines, "
+        f"{tgt_path} has {tgt_lines}; line i of one must translate line i of the other"
+    )
 
 
 def read_tsv(path: str | Path) -> list[Pair]:
@@ -133,8 +167,12 @@ def read_tsv(path: str | Path) -> list[Pair]:
     Raises:
         ValueError: a non-blank line has no tab (names file and 1-based line).
     """
-    pairs = []
-    for number, line in enumerate(read_lines(path), 1):
+    return list(iter_tsv(path))
+
+
+def iter_tsv(path: str | Path) -> Iterator[Pair]:
+    """The pairs of `read_tsv`, one at a time."""
+    for number, line in enumerate(iter_lines(path), 1):
         if not line.strip():
             continue
         columns = line.split("\t")
@@ -142,23 +180,66 @@ def read_tsv(path: str | Path) -> list[Pair]:
             raise ValueError(
                 f"{path}, line {number}: expected source<TAB>target, found no tab in {line[:60]!r}"
             )
-        pairs.append((columns[0], columns[1]))
-    return pairs
+        yield columns[0], columns[1]
 
 
-def read_pairs(spec: str) -> list[Pair]:
-    """Read ``"SRC_PATH,TGT_PATH"`` (line-aligned files) or one TSV path (``.tsv``/``.tsv.gz``).
+def to_tsv(pairs: Iterable[Pair]) -> str:
+    """The text of a TSV file that `read_tsv` reads back as ``pairs``: one ``source<TAB>target``
+    line per pair.
 
-    A spec without a comma is read as TSV whatever its suffix; paths with commas are only
-    supported for TSV files.
+    Raises:
+        ValueError: a side holds a tab or a line break (it would shift the columns or the lines),
+            or both sides are blank (`read_tsv` skips a blank line).
     """
+    lines = []
+    for number, (src, tgt) in enumerate(pairs, 1):
+        if set(src + tgt) & {"\t", "\n", "\r"} or not (src + tgt).strip():
+            raise ValueError(f"pair {number} cannot be a TSV line: {(src, tgt)!r}")
+        lines.append(f"{src}\t{tgt}\n")
+    return "".join(lines)
+
+
+def spec_files(spec: str) -> list[Path]:
+    """The files of a pair spec: ``"SRC_PATH,TGT_PATH"`` (line-aligned files), or one TSV path
+    (``.tsv``/``.tsv.gz``; a spec without a comma is read as TSV whatever its suffix, and paths
+    with commas are only supported for TSV files)."""
     spec = spec.strip()
     if spec.endswith((".tsv", ".tsv.gz")) or "," not in spec:
-        return read_tsv(spec)
+        return [Path(spec)]
     parts = [part.strip() for part in spec.split(",")]
     if len(parts) != 2 or not all(parts):
         raise ValueError(f"expected 'SRC_PATH,TGT_PATH' or one .tsv path, got {spec!r}")
-    return read_parallel_files(parts[0], parts[1])
+    return [Path(parts[0]), Path(parts[1])]
+
+
+def read_pairs(spec: str) -> list[Pair]:
+    """Read ``"SRC_PATH,TGT_PATH"`` (line-aligned files) or one TSV path (see `spec_files`)."""
+    files = spec_files(spec)
+    return read_tsv(files[0]) if len(files) == 1 else read_parallel_files(*files)
+
+
+def iter_pairs(files: Sequence[Path]) -> Iterator[Pair]:
+    """The pairs of one TSV file or of two line-aligned files (`spec_files`), one at a time.
+
+    Streaming cannot count lines first: a caller that must refuse files of unequal length
+    before any work counts them itself (`prepare`); here the shorter file's end is an error.
+    """
+    if len(files) == 1:
+        yield from iter_tsv(files[0])
+        return
+    src, tgt = (iter_lines(path) for path in files)
+    for number in itertools.count(1):
+        src_line, tgt_line = next(src, None), next(tgt, None)
+        if src_line is None and tgt_line is None:
+            return
+        if src_line is None or tgt_line is None:
+            shorter = files[0] if src_line is None else files[1]
+            raise ValueError(
+                f"parallel files differ in length: {shorter} ends at line {number - 1}, before "
+                f"{files[1] if shorter == files[0] else files[0]}; line i of one must translate "
+                "line i of the other"
+            )
+        yield src_line, tgt_line
 
 
 # --- Cleaning -----------------------------------------------------------------------------------
@@ -205,16 +286,21 @@ def clean_pairs(pairs: Iterable[Pair], cfg: CleanConfig) -> tuple[list[Pair], Cl
     ``cfg.max_ratio`` times the words of the shorter.
     """
     stats = CleanStats()
-    kept = []
-    for src, tgt in normalize_pairs(pairs):
+    kept = list(iter_clean(pairs, cfg, stats))
+    return kept, stats
+
+
+def iter_clean(pairs: Iterable[Pair], cfg: CleanConfig, stats: CleanStats) -> Iterator[Pair]:
+    """`clean_pairs` one pair at a time, counting into ``stats`` as it goes."""
+    for src, tgt in pairs:
+        src, tgt = normalize(src), normalize(tgt)
         stats.total += 1
         reason = _drop_reason(src, tgt, cfg)
         if reason is None:
-            kept.append((src, tgt))
+            stats.kept += 1
+            yield src, tgt
         else:
             setattr(stats, reason, getattr(stats, reason) + 1)
-    stats.kept = len(kept)
-    return kept, stats
 
 
 def _drop_reason(src: str, tgt: str, cfg: CleanConfig) -> str | None:
@@ -231,14 +317,19 @@ def _drop_reason(src: str, tgt: str, cfg: CleanConfig) -> str | None:
     return None
 
 
-def load_split(data: DataConfig, split: str) -> list[Pair]:
-    """A Multi30k split (train, val, test_2016_flickr, ...) or a user's file spec, unnormalised."""
+def split_files(data: DataConfig, split: str) -> list[Path]:
+    """The files of a Multi30k split (train, val, test_2016_flickr, ...; fetched and checked
+    if not cached) or of a user's file spec (`spec_files`)."""
     if data.corpus == "multi30k":
         cache = Path(data.data_dir) / "multi30k"
-        src, tgt = multi30k_pair(split, data.src_lang, data.tgt_lang, cache, data.mirror)
-        return read_parallel_files(src, tgt)
-    spec = {"train": data.train, "val": data.valid}.get(split, split)
-    return read_pairs(spec)
+        return list(multi30k_pair(split, data.src_lang, data.tgt_lang, cache, data.mirror))
+    return spec_files({"train": data.train, "val": data.valid}.get(split, split))
+
+
+def load_split(data: DataConfig, split: str) -> list[Pair]:
+    """A Multi30k split (train, val, test_2016_flickr, ...) or a user's file spec, unnormalised."""
+    files = split_files(data, split)
+    return read_tsv(files[0]) if len(files) == 1 else read_parallel_files(*files)
 
 
 def load_valid_pairs(data: DataConfig) -> list[Pair]:
@@ -268,15 +359,17 @@ def prepare_corpus(
     clean: CleanConfig,
     splits: Sequence[str],
     say: Callable[[str], None] = print,
+    counted: dict[str, dict[str, int]] | None = None,
 ) -> Path:
     """Fetch (Multi30k, checked) or read each split, clean the training split and normalise the
     others; ``say`` a line per split as it is done, and save the settings and counts as JSON.
+    ``counted``: the counts of splits counted already (by `prepare.prepare`), saved as they are.
 
     Returns:
         The JSON file (`counts_path`): ``data`` and ``clean`` settings, `CleanStats` of "train",
         ``{"total": N}`` of every other split.
     """
-    summary: dict[str, Any] = {"data": asdict(data), "clean": asdict(clean)}
+    summary: dict[str, Any] = {"data": asdict(data), "clean": asdict(clean), **(counted or {})}
     for split in splits:
         pairs = load_split(data, split)
         if split == "train":

@@ -179,7 +179,8 @@ def length_ratio(hyps: Sequence[str], refs: Sequence[str]) -> float:
     return float(result.sys_len / result.ref_len) if result.ref_len else 0.0
 
 
-def _bucket_labels(edges: Sequence[int]) -> list[str]:
+def bucket_labels(edges: Sequence[int]) -> list[str]:
+    """The names of the buckets that ``edges`` make, as `bleu_by_length` gives them."""
     lows = [1, *(edge + 1 for edge in edges)]
     highs: list[int | None] = [*edges, None]
     return [
@@ -188,7 +189,8 @@ def _bucket_labels(edges: Sequence[int]) -> list[str]:
     ]
 
 
-def _bucket_index(num_words: int, edges: Sequence[int]) -> int:
+def bucket_index(num_words: int, edges: Sequence[int]) -> int:
+    """The bucket of a sentence of ``num_words`` words: len(edges) past the last edge."""
     return next((i for i, edge in enumerate(edges) if num_words <= edge), len(edges))
 
 
@@ -210,9 +212,9 @@ def bleu_by_length(
         raise ValueError(f"edges must be positive and strictly increasing, got {tuple(edges)}")
     members: list[list[int]] = [[] for _ in range(len(edges) + 1)]
     for i, source in enumerate(sources):
-        members[_bucket_index(len(source.split()), edges)].append(i)
+        members[bucket_index(len(source.split()), edges)].append(i)
     rows = []
-    for label, indices in zip(_bucket_labels(edges), members, strict=True):
+    for label, indices in zip(bucket_labels(edges), members, strict=True):
         if indices:
             bleu = BLEU().corpus_score([hyps[i] for i in indices], [[refs[i] for i in indices]])
             rows.append({"bucket": label, "count": len(indices), "bleu": float(bleu.score)})

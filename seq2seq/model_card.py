@@ -84,7 +84,7 @@ def decoding_section(cfg: RunConfig, record: ShipRecord) -> list[str]:
         f"(validation BLEU {chosen.valid_bleu:.2f}; the smallest beam near the best score, with "
         f"its best length penalty). Weights stored as {precision.dtype} (validation BLEU "
         f"{precision.fp16_valid_bleu:.2f} in float16 vs {precision.fp32_valid_bleu:.2f} in "
-        "float32).",
+        f"float32). Chosen, timed and scored on: {record.machine}.",
         "",
     ]
     averaging = record.averaging
@@ -218,7 +218,6 @@ def training_section(
         for run, cfg in members:
             lines += [f"### {run.name}", "", *training_lines(cfg, info_of[run.root]), ""]
             lines += [f"![learning curves]({folder.relative(run.learning_curve)})", ""]
-    lines += [f"- Shipped (decoding chosen, timed and scored) on: {record.machine}.", ""]
     return lines
 
 

@@ -2,7 +2,7 @@
 restored from the run's last checkpoint, and saved back resumably.
 
 A run's parts are built from its config by small builders (`build_model`, `build_optimizer`,
-`build_scheduler`, `build_data`, `wrap_for_training`) that `setup` composes into a
+`build_scheduler`, `wrap_for_training`; its data by `training_data`) that `setup` composes into a
 `TrainingSession` for `train.train_loop`, and `build_learner` into the bare `Learner` that
 `train.train_step` needs (the benchmarks train that way). `save_resumable` / `restore` write
 and read everything a killed run needs to go on as if it had not stopped (weights, optimiser,
@@ -14,27 +14,30 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
-import sys
-from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from seq2seq import checkpoint, snapshots
-from seq2seq.config import RunConfig, SubwordConfig, TrainConfig
-from seq2seq.corpus import Pair
-from seq2seq.data import ParallelDataset, TokenBatchSampler
+from seq2seq.config import SUBWORD_SAMPLING_FIELDS, RunConfig, TrainConfig
+from seq2seq.data import Dataset, ParallelDataset, TokenBatchSampler
 from seq2seq.distributed import Distributed, broadcast_float, gather_objects, init_distributed
 from seq2seq.model import Seq2Seq
-from seq2seq.multilingual import TrainingCorpus, load_training_corpus
 from seq2seq.objective import TrainingForward
+from seq2seq.prepare import PreparedCorpus
 from seq2seq.rundir import RunDir, RunInfo
 from seq2seq.tokenizer import Tokenizer
+from seq2seq.training_data import (
+    build_sampler,
+    load_run_data,
+    sampled_dataset,
+    sampling_seed,
+    with_prepared_settings,
+)
 
 
 @dataclass
@@ -75,25 +78,26 @@ class TrainingSession(Learner):
     run_dir: Path
     scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau
     tokenizer: Tokenizer
-    train_data: ParallelDataset  # plainly segmented; see `epoch_data` for what an epoch trains on
+    train_data: Dataset  # plainly segmented; see `epoch_data` for what an epoch trains on
     sampler: TokenBatchSampler
-    # The training text stays in memory so that subword sampling can segment it anew each epoch
-    # (a corpus-scale data path, reading binarised shards, would sample from those instead).
-    train_pairs: Sequence[Pair]
+    # Its text store is what subword sampling segments anew each epoch.
+    prepared: PreparedCorpus
     valid_data: ParallelDataset
     valid_refs: list[str]
     progress: Progress = field(default_factory=Progress)
     valid_directions: list[str] = field(default_factory=list)  # per pair; multilingual runs
 
-    def epoch_data(self, epoch: int) -> tuple[ParallelDataset, TokenBatchSampler]:
+    def epoch_data(self, epoch: int) -> tuple[Dataset, TokenBatchSampler]:
         """What ``epoch`` trains on: the data as encoded at setup or, with subword sampling,
         the pairs segmented anew for this epoch and batched by their new lengths. An epoch's
         segmentation is the same whenever it is computed: a run resumed mid-epoch finds the
         batches it left."""
         if not self.cfg.subword.sampling_alpha:
             return self.train_data, self.sampler
-        tc = self.cfg.train
-        return build_data(self.tokenizer, self.train_pairs, tc, self.dist, self.cfg.subword, epoch)
+        seed = sampling_seed(self.cfg.train.seed, epoch)
+        pairs = self.prepared.text_pairs("train")
+        data = sampled_dataset(self.tokenizer, pairs, self.cfg.subword, seed)
+        return data, build_sampler(data, self.cfg.train, self.dist)
 
 
 def pick_device(cfg: TrainConfig, ranks: Distributed) -> torch.device:
@@ -108,74 +112,6 @@ def pick_device(cfg: TrainConfig, ranks: Distributed) -> torch.device:
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)
-
-
-def load_corpus_and_tokenizer(
-    cfg: RunConfig, run_dir: Path, ranks: Distributed, resume: bool
-) -> tuple[Tokenizer, TrainingCorpus]:
-    """Read and clean the corpus (every direction of a multilingual run); train SentencePiece
-    (rank 0) or reuse the run's model."""
-    corpus = load_training_corpus(cfg.data, cfg.clean, cfg.train.seed)
-    train_pairs, valid_pairs, stats = corpus.train, corpus.valid, corpus.stats
-    if not valid_pairs:  # found now, before any step, not when the first validation fails
-        where = cfg.data.valid or f"{cfg.data.corpus} val"
-        raise ValueError(
-            f"the validation set ({where}) holds no sentence pairs: training needs it to pick "
-            "the best weights; correct --data.valid (with --resume too, to go on)"
-        )
-    if ranks.is_main:
-        used = f"; training on the first {len(train_pairs)}" if cfg.data.max_train_pairs else ""
-        print(f"training pairs: {stats.summary()}{used}", file=sys.stderr)
-    if ranks.is_main and not resume:
-        tokenizer = corpus.train_tokenizer(cfg.subword)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        tokenizer.save(run_dir)
-        RunDir(run_dir).clean_stats.write_text(
-            json.dumps(stats.to_dict(), indent=2), encoding="utf-8"
-        )
-    if ranks.enabled:
-        dist.barrier()
-    return Tokenizer.load(run_dir), corpus
-
-
-def build_data(
-    tokenizer: Tokenizer,
-    pairs: Sequence[Pair],
-    tc: TrainConfig,
-    ranks: Distributed | None = None,
-    sampling: SubwordConfig | None = None,
-    epoch: int = 0,
-) -> tuple[ParallelDataset, TokenBatchSampler]:
-    """The training pairs encoded, and the sampler that cuts them into this process's batches.
-
-    With ``sampling`` (subword settings whose ``sampling_alpha`` > 0), each sentence is segmented
-    as sampled for ``epoch`` (the same in every process); the sampler's token budget counts
-    those segmentations, which are longer than the plain ones.
-    """
-    ranks = ranks or Distributed()
-    if sampling is not None and sampling.sampling_alpha:
-        seed = sampling_seed(tc.seed, epoch)
-        src, tgt = tokenizer.encode_sampled(
-            pairs, sampling.sampling_alpha, sampling.nbest_size, seed
-        )
-        data = ParallelDataset(src, tgt)
-    else:
-        data = ParallelDataset.from_pairs(tokenizer, pairs)
-    sampler = TokenBatchSampler(
-        data.src_lengths,
-        data.tgt_lengths,
-        tc.max_tokens,
-        seed=tc.seed,
-        num_replicas=ranks.world_size,
-        rank=ranks.rank,
-    )
-    return data, sampler
-
-
-def sampling_seed(train_seed: int, epoch: int) -> int:
-    """The seed of ``epoch``'s subword sampling: one per run seed and epoch, and a valid
-    SentencePiece seed (an unsigned 32-bit number other than 2**32 - 1, which means "random")."""
-    return (train_seed * 1_000_003 + epoch) % (2**32 - 1)
 
 
 def build_model(cfg: RunConfig, device: torch.device) -> Seq2Seq:
@@ -230,8 +166,6 @@ def build_grad_scaler(learner: Learner) -> torch.amp.GradScaler:
 
 # Filled in from the tokenizer when a run starts, so never a change a user asked for.
 DERIVED_MODEL_FIELDS = ("src_vocab_size", "tgt_vocab_size", "share_embeddings")
-# How training sentences are segmented: training policy, which a resumed run may change.
-SUBWORD_SAMPLING_FIELDS = ("sampling_alpha", "nbest_size")
 
 
 def resumed_config(saved: RunConfig, requested: RunConfig) -> RunConfig:
@@ -248,7 +182,7 @@ def resumed_config(saved: RunConfig, requested: RunConfig) -> RunConfig:
     ]
     changed += [
         f"--data.{name}"
-        for name in ("corpus", "src_lang", "tgt_lang", "directions")
+        for name in ("corpus", "src_lang", "tgt_lang")
         if getattr(requested.data, name) != getattr(saved.data, name)
     ]
     if changed:
@@ -291,6 +225,7 @@ def setup(
     run_dir = Path(tc.out_dir) / tc.name
     if resources is not None:
         lock_for_training(run_dir, ranks, device, resources)
+    cfg = with_prepared_settings(cfg)
     if resume:
         saved_cfg, _ = checkpoint.load_config(run_dir)
         cfg = resumed_config(saved_cfg, cfg)
@@ -300,9 +235,8 @@ def setup(
             "--train.name"
         )
     seed_everything(tc.seed)
-    tokenizer, corpus = load_corpus_and_tokenizer(cfg, run_dir, ranks, resume)
-    train_pairs, valid_pairs = corpus.train, corpus.valid
-    train, sampler = build_data(tokenizer, train_pairs, tc, ranks)
+    data = load_run_data(cfg, run_dir, ranks, resume)
+    tokenizer = data.tokenizer
     cfg = dataclasses.replace(
         cfg,
         model=dataclasses.replace(
@@ -323,12 +257,12 @@ def setup(
         run_dir=run_dir,
         scheduler=build_scheduler(learner.optimizer, tc),
         tokenizer=tokenizer,
-        train_data=train,
-        sampler=sampler,
-        train_pairs=train_pairs,
-        valid_data=ParallelDataset.from_pairs(tokenizer, valid_pairs),
-        valid_refs=[tgt for _, tgt in valid_pairs],
-        valid_directions=corpus.valid_directions,
+        train_data=data.train,
+        sampler=build_sampler(data.train, tc, ranks),
+        prepared=data.prepared,
+        valid_data=data.valid,
+        valid_refs=data.valid_refs,
+        valid_directions=data.valid_directions,
     )
     if resume:
         restore(session)

@@ -10,9 +10,12 @@ knows is encoded as the tag's id followed by the rest's pieces, exactly as the u
 
 from __future__ import annotations
 
+import hashlib
 import io
+import itertools
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import sentencepiece as spm
 
@@ -27,16 +30,23 @@ EOS_ID = 3
 
 
 def train_sentencepiece(
-    sentences: Iterable[str], cfg: SubwordConfig, user_symbols: Sequence[str] = ()
+    sentences: Iterable[str],
+    cfg: SubwordConfig,
+    sample: int = 0,
+    user_symbols: Sequence[str] = (),
 ) -> bytes:
-    """Train one SentencePiece model from memory and return its serialised proto.
+    """Train one SentencePiece model on ``sentences`` (streamed, never all held here) and return
+    its serialised proto.
 
-    ``user_symbols`` (e.g. target-language tags) become pieces of their own, never split.
+    Args:
+        sample: train on this many sentences drawn at random (SentencePiece's own reservoir
+            sampling) when there are more; 0 = on all of them.
+        user_symbols: pieces of their own, never split (e.g. target-language tags).
     """
     model = io.BytesIO()
     spm.set_random_generator_seed(1)  # the same corpus gives the same vocabulary
     try:
-        _train(sentences, cfg, model, user_symbols)
+        _train(sentences, cfg, model, sample, user_symbols)
     except RuntimeError as err:  # e.g. a vocabulary smaller than the corpus's characters
         reason = str(err).split("] ", 1)[-1]
         raise ValueError(f"SentencePiece could not train with {cfg}: {reason}") from err
@@ -44,10 +54,20 @@ def train_sentencepiece(
 
 
 def _train(
-    sentences: Iterable[str], cfg: SubwordConfig, model: io.BytesIO, user_symbols: Sequence[str]
+    sentences: Iterable[str],
+    cfg: SubwordConfig,
+    model: io.BytesIO,
+    sample: int,
+    user_symbols: Sequence[str],
 ) -> None:
+    # Given only when used: the settings are recorded in the model, so a model trained on all
+    # sentences without symbols stays byte for byte the one trained before these existed.
+    extra: dict[str, Any] = {}
+    if sample:
+        extra.update(input_sentence_size=sample, shuffle_input_sentence=True)
+    if user_symbols:
+        extra.update(user_defined_symbols=list(user_symbols))
     spm.SentencePieceTrainer.train(
-        user_defined_symbols=list(user_symbols),
         sentence_iterator=iter(sentences),
         model_writer=model,
         model_type=cfg.model_type,
@@ -62,7 +82,26 @@ def _train(
         normalization_rule_name="identity",  # corpus.normalize already applied NFC
         minloglevel=2,
         num_threads=1,
+        **extra,
     )
+
+
+def encode_tagged(
+    processor: spm.SentencePieceProcessor,
+    sentences: Sequence[str],
+    encode: Callable[[list[str]], list[list[int]]] | None = None,
+) -> list[list[int]]:
+    """``encode`` of each sentence (by default ``processor``'s plain encoding), a leading tag
+    that ``processor`` knows as its own id first: encoded in the text, it would cost a "▁"
+    piece before it and change the next word's."""
+    encode = encode or (lambda texts: processor.encode(texts, out_type=int))
+    tag_ids, rests = [], []
+    for sentence in sentences:
+        tag, rest = split_tag(sentence)
+        known = bool(tag) and processor.piece_to_id(tag) != UNK_ID
+        tag_ids.append([processor.piece_to_id(tag)] if known else [])
+        rests.append(rest if known else sentence)
+    return [tag + list(ids) for tag, ids in zip(tag_ids, encode(rests), strict=True)]
 
 
 def _load(proto: bytes, source: str = "the SentencePiece model") -> spm.SentencePieceProcessor:
@@ -99,18 +138,37 @@ class Tokenizer:
 
     @classmethod
     def train(
-        cls, src_sentences: Sequence[str], tgt_sentences: Sequence[str], cfg: SubwordConfig
+        cls,
+        src_sentences: Iterable[str],
+        tgt_sentences: Iterable[str],
+        cfg: SubwordConfig,
+        pairs: int | None = None,
     ) -> Tokenizer:
+        """Train on the sentences of each side, streamed; with ``pairs`` (how many there are),
+        on a random ``cfg.sample_sentences`` per side when there are more."""
+        per_side = cfg.sample_sentences if pairs and pairs > cfg.sample_sentences else 0
         if cfg.joint:
-            return cls(train_sentencepiece([*src_sentences, *tgt_sentences], cfg))
-        return cls(train_sentencepiece(src_sentences, cfg), train_sentencepiece(tgt_sentences, cfg))
+            both = itertools.chain(src_sentences, tgt_sentences)
+            return cls(train_sentencepiece(both, cfg, 2 * per_side))
+        return cls(
+            train_sentencepiece(src_sentences, cfg, per_side),
+            train_sentencepiece(tgt_sentences, cfg, per_side),
+        )
+
+    @property
+    def sha256(self) -> str:
+        """What identifies the vocabulary: the hash of its model file(s)."""
+        digest = hashlib.sha256(self.src_proto)
+        if not self.joint:
+            digest.update(self.tgt_proto)
+        return digest.hexdigest()
 
     @classmethod
     def train_joint(
-        cls, sentences: Sequence[str], cfg: SubwordConfig, user_symbols: Sequence[str]
+        cls, sentences: Iterable[str], cfg: SubwordConfig, user_symbols: Sequence[str]
     ) -> Tokenizer:
         """One vocabulary of ``sentences`` (every language's) with ``user_symbols`` as pieces."""
-        return cls(train_sentencepiece(sentences, cfg, user_symbols))
+        return cls(train_sentencepiece(sentences, cfg, user_symbols=user_symbols))
 
     @property
     def src_vocab_size(self) -> int:
@@ -121,24 +179,11 @@ class Tokenizer:
         return int(self.tgt.get_piece_size())
 
     def encode_src(self, sentences: Sequence[str]) -> list[list[int]]:
-        return self._encode_tagged(sentences, lambda texts: self.src.encode(texts, out_type=int))
+        return encode_tagged(self.src, sentences)
 
     def knows_piece(self, piece: str) -> bool:
         """Whether the source vocabulary holds ``piece`` (a tag, say) as one piece."""
         return bool(self.src.piece_to_id(piece) != UNK_ID)
-
-    def _encode_tagged(
-        self, sentences: Sequence[str], encode: Callable[[list[str]], list[list[int]]]
-    ) -> list[list[int]]:
-        """``encode`` of each sentence, a leading tag the vocabulary knows as its own id first:
-        encoded in the text it would cost a "▁" piece before it and change the next word's."""
-        tag_ids, rests = [], []
-        for sentence in sentences:
-            tag, rest = split_tag(sentence)
-            known = bool(tag) and self.knows_piece(tag)
-            tag_ids.append([self.src.piece_to_id(tag)] if known else [])
-            rests.append(rest if known else sentence)
-        return [tag + list(ids) for tag, ids in zip(tag_ids, encode(rests), strict=True)]
 
     def encode_tgt(self, sentences: Sequence[str]) -> list[list[int]]:
         return [list(ids) for ids in self.tgt.encode(list(sentences), out_type=int)]
@@ -166,7 +211,7 @@ class Tokenizer:
                 num_threads=1,
             )
 
-        src = self._encode_tagged([s for s, _ in pairs], sample(self.src))
+        src = encode_tagged(self.src, [s for s, _ in pairs], sample(self.src))
         tgt = sample(self.tgt)([t for _, t in pairs])
         return src, [list(ids) for ids in tgt]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from sacrebleu import BLEU
@@ -13,6 +13,7 @@ from sacrebleu import BLEU
 from seq2seq.metrics import Interval, bootstrap, score_from_statistics
 from study.evaluation import CellResult
 from study.grid import LENGTH_EDGES, Settings
+from study.long_data import MIN_PER_BUCKET
 
 VERDICTS = ("confirmed", "refuted", "unclear")
 _BLEU = BLEU()  # only scores summed statistics: it holds no references
@@ -35,6 +36,8 @@ class Claim:
     evidence: list[str]
     rule: str
     plain: str = ""  # what the numbers say, in words
+    # The numbers the verdict rests on, by name: what `study.seeds` averages over seeds.
+    measures: dict[str, float] = field(default_factory=dict)
 
 
 LOSS_DISTANCE = 6  # recurrent steps from the encoder's nearest end: most test sentences reach it
@@ -80,6 +83,8 @@ class Evidence:
     everything: np.ndarray
     n: int
     distance: int  # where recurrence gradients are compared
+    short_label: str = f"up to {LENGTH_EDGES[0]} words"  # the buckets, for the rules' text
+    long_label: str = f"over {LENGTH_EDGES[-1]} words"
 
     def gain(self, system: str, baseline: str, rows: np.ndarray) -> Interval | None:
         a, b = self.results[system].stats, self.results[baseline].stats
@@ -182,7 +187,7 @@ def claim_spikes(ev: Evidence) -> Claim:
 def claim_rnn_long(ev: Evidence) -> Claim:
     title = "A tanh RNN handles long sentences poorly"
     rule = (
-        f"On the longest test sentences (over {LENGTH_EDGES[-1]} words), the paired-bootstrap 95% "
+        f"On the longest test sentences ({ev.long_label}), the paired-bootstrap 95% "
         "interval of BLEU(gated) - BLEU(rnn), no attention. Confirmed if it is above 0 for both "
         "gru and lstm and rnn keeps a smaller share of its overall BLEU on them than both; "
         "refuted if it is below 0 for either; unclear otherwise."
@@ -200,7 +205,7 @@ def claim_rnn_long(ev: Evidence) -> Claim:
     confirmed = len(intervals) == 2 and all(g.low > 0 for g in intervals)
     confirmed = confirmed and all(share["rnn-none"] < share[n] for n in names[1:])
     plain = (
-        f"On sentences over {LENGTH_EDGES[-1]} words the tanh RNN keeps "
+        f"On sentences {ev.long_label} the tanh RNN keeps "
         f"{_percent(share['rnn-none'])} of its overall BLEU, the GRU "
         f"{_percent(share['gru-none'])} and the LSTM {_percent(share['lstm-none'])} (no "
         "attention)."
@@ -262,7 +267,10 @@ def claim_gru_parameters(ev: Evidence) -> Claim:
         f"At the same sizes the GRU models have {saved} fewer parameters than their LSTM twins "
         "(three weight blocks per recurrent layer against four)."
     )
-    return Claim(title, _verdict(fewer, not fewer), evidence, rule, plain)
+    measures = {
+        f"parameters {g} vs {lstm}, %": 100 * (params[g] / params[lstm] - 1) for g, lstm in pairs
+    }
+    return Claim(title, _verdict(fewer, not fewer), evidence, rule, plain, measures)
 
 
 def claim_gru_faster(ev: Evidence) -> Claim:
@@ -291,7 +299,12 @@ def claim_gru_faster(ev: Evidence) -> Claim:
         + ", ".join(g.removeprefix("gru-") for g, _ in pairs)
         + ")."
     )
-    return Claim(title, verdict, evidence, rule, plain)
+    measures = {
+        f"tokens/s {g} vs {lstm}, %": 100 * (ratio - 1)
+        for (g, lstm), ratio in zip(pairs, ratios, strict=True)
+        if math.isfinite(ratio)
+    }
+    return Claim(title, verdict, evidence, rule, plain, measures)
 
 
 def claim_gru_as_good(ev: Evidence) -> Claim:
@@ -314,7 +327,12 @@ def claim_gru_as_good(ev: Evidence) -> Claim:
         f"{'n/a' if d is None else f'{d.value:+.1f}'} ({g.removeprefix('gru-')})"
         for (g, _), d in zip(pairs, gains, strict=True)
     )
-    return Claim(title, verdict, evidence, rule, plain + ".")
+    measures = {
+        f"BLEU {g} - {lstm}": d.value
+        for (g, lstm), d in zip(pairs, gains, strict=True)
+        if d is not None
+    }
+    return Claim(title, verdict, evidence, rule, plain + ".", measures)
 
 
 def claim_bidirectional(ev: Evidence) -> Claim:
@@ -335,15 +353,19 @@ def claim_bidirectional(ev: Evidence) -> Claim:
         f"the same width ({'n/a' if long is None else f'{long.value:+.1f}'} on the longest "
         "sentences)."
     )
-    return Claim(title, _verdict(overall.low > 0, overall.high < 0), evidence, rule, plain)
+    measures = {"BLEU bidirectional - unidirectional": overall.value}
+    if long is not None:
+        measures["BLEU bidirectional - unidirectional, longest"] = long.value
+    verdict = _verdict(overall.low > 0, overall.high < 0)
+    return Claim(title, verdict, evidence, rule, plain, measures)
 
 
 def claim_attention_long(ev: Evidence) -> Claim:
     title = "Attention rescues long sentences"
     rule = (
         f"For each cell type: gain = BLEU(bahdanau) - BLEU(none) on the longest test sentences "
-        f"(over {LENGTH_EDGES[-1]} words), and that gain minus the gain on the shortest (up to "
-        f"{LENGTH_EDGES[0]} words), each with a paired-bootstrap 95% interval. A cell type "
+        f"({ev.long_label}), and that gain minus the gain on the shortest "
+        f"({ev.short_label}), each with a paired-bootstrap 95% interval. A cell type "
         "supports the claim if both intervals are above 0 (attention helps long sentences, and "
         "more than short ones: it closes the gap), contradicts it if either is below 0. "
         "Confirmed if most measured cell types support it, refuted if most contradict it, "
@@ -357,6 +379,7 @@ def claim_attention_long(ev: Evidence) -> Claim:
     support = contradict = 0
     evidence = []
     long_gains, short_gains = [], []
+    measures: dict[str, float] = {}
     for kind in kinds:
         system, baseline = f"{kind}-bahdanau", f"{kind}-none"
         long = ev.gain(system, baseline, ev.long)
@@ -369,19 +392,24 @@ def claim_attention_long(ev: Evidence) -> Claim:
             continue
         long_gains.append(long.value)
         short_gains.append(short.value)
+        measures |= {
+            f"{kind}: gain on long": long.value,
+            f"{kind}: long minus short": closing.value,
+        }
         support += long.low > 0 and closing.low > 0
         contradict += long.high < 0 or closing.high < 0
     majority = len(kinds) // 2 + 1
     plain = ""
     if long_gains:
         plain = (
-            f"Attention adds {_span(long_gains)} BLEU on sentences over {LENGTH_EDGES[-1]} "
-            f"words and {_span(short_gains)} on sentences up to {LENGTH_EDGES[0]} words "
-            f"({', '.join(kinds)}). The longest bucket holds {len(ev.long)} test sentences; "
-            "longer inputs than Multi30k's would test the claim harder."
+            f"Attention adds {_span(long_gains)} BLEU on sentences {ev.long_label} and "
+            f"{_span(short_gains)} on sentences {ev.short_label} ({', '.join(kinds)}). The "
+            f"longest bucket holds {len(ev.long)} test sentences"
         )
+        few = len(ev.long) < MIN_PER_BUCKET
+        plain += "; longer inputs than Multi30k's would test the claim harder." if few else "."
     verdict = _verdict(support >= majority, contradict >= majority)
-    return Claim(title, verdict, evidence, rule, plain)
+    return Claim(title, verdict, evidence, rule, plain, measures)
 
 
 CLAIMS = (
@@ -397,13 +425,23 @@ CLAIMS = (
 )
 
 
-def build_evidence(results: dict[str, CellResult], sources: Sequence[str], s: Settings) -> Evidence:
+def build_evidence(
+    results: dict[str, CellResult],
+    sources: Sequence[str],
+    s: Settings,
+    short_max: int = LENGTH_EDGES[0],
+    long_over: int = LENGTH_EDGES[-1],
+) -> Evidence:
+    """The claims' evidence on a test set (its ``sources``): the short sentences have at most
+    ``short_max`` words, the long ones more than ``long_over``."""
     words = np.array([len(src.split()) for src in sources])
     return Evidence(
         results,
-        short=np.flatnonzero(words <= LENGTH_EDGES[0]),
-        long=np.flatnonzero(words > LENGTH_EDGES[-1]),
+        short=np.flatnonzero(words <= short_max),
+        long=np.flatnonzero(words > long_over),
         everything=np.arange(len(sources)),
         n=s.bootstrap,
         distance=min(20, s.window - 1),
+        short_label=f"up to {short_max} words",
+        long_label=f"over {long_over} words",
     )

@@ -1,5 +1,6 @@
 """The study, one finished run at a time: test scores with their intervals, BLEU by source
-length and gradient flow (cached in the run directory), and what its training log says."""
+length and gradient flow, or, for a run on joined pairs, the same scores on the long test set
+instead of gradient flow (cached in the run directory); and what its training log says."""
 
 from __future__ import annotations
 
@@ -24,7 +25,17 @@ from seq2seq.session import build_model
 from seq2seq.tokenizer import Tokenizer
 from seq2seq.translate import Translator
 from study.gradflow import DistanceFrom, gradient_by_distance, recurrence_gradient, text_windows
-from study.grid import LENGTH_EDGES, TEST_SET, Cell, Settings, load_pairs
+from study.grid import (
+    LENGTH_EDGES,
+    LONG_EDGES,
+    TEST_SET,
+    Cell,
+    Run,
+    Settings,
+    load_pairs,
+    run_dir,
+)
+from study.long_data import PER_BUCKET, TEST_MAX_K, long_test_set
 
 MIN_POSITIONS = 20  # source positions a distance needs before its mean gradient is shown
 EVAL_FILE = "study_eval.json"  # a run's scores and gradient profiles, reused while it holds
@@ -51,44 +62,56 @@ def _finite_list(values: torch.Tensor) -> list[float | None]:
     return [float(v) if math.isfinite(v) else None for v in values.tolist()]
 
 
-def evaluate_cell(cell: Cell, s: Settings) -> dict[str, Any]:
-    """Test scores, BLEU by length and gradient profiles of a trained run; cached in its
-    directory as long as the run and the evaluation settings are the same."""
-    run_dir = s.out / "runs" / cell.name
-    cfg, info = checkpoint.load_config(run_dir)
-    key = {
+def evaluate_run(run: Run, s: Settings) -> dict[str, Any]:
+    """Test scores and BLEU by length of a trained run, with its gradient profiles, or, for a run
+    on joined pairs, the long test set's scores under ``"long"``; cached in its directory as long
+    as the run and the evaluation settings are the same."""
+    folder = run_dir(run, s)
+    cfg, info = checkpoint.load_config(folder)
+    key: dict[str, Any] = {
         "step": info.get("step"),
         "test_pairs": s.test_pairs,
         "bootstrap": s.bootstrap,
         "grad_pairs": s.grad_pairs,
         "window": [s.window, s.windows],
     }
-    cache = run_dir / EVAL_FILE
+    if run.long:
+        key["long_test"] = {"edges": list(LONG_EDGES), "max_k": TEST_MAX_K, "kept": PER_BUCKET}
+    cache = folder / EVAL_FILE
     if cache.is_file():
         cached = json.loads(cache.read_text(encoding="utf-8"))
         if cached.get("key") == key:
             return cached
     torch.set_num_threads(s.threads)
-    translator = Translator.from_run(run_dir, device="cpu")
+    translator = Translator.from_run(folder, device="cpu")
     assert isinstance(translator.model, Seq2Seq)  # a study run is one model, not an ensemble
     test = load_pairs(s, TEST_SET, s.test_pairs)
-    sources, refs = [src for src, _ in test], [tgt for _, tgt in test]
-    hyps = [t.text for t in translator.translate(sources, beam_size=1, batch_size=64)]
-    valid = load_pairs(s, "val", s.grad_pairs)
-    initial = build_model(cfg, torch.device("cpu")).eval()  # the run's very first weights
-    result = {
-        "key": key,
-        "name": cell.name,
-        "test": score_test_set(hyps, refs, s.bootstrap),
-        "bleu_by_length": bleu_by_length(sources, hyps, refs, LENGTH_EDGES),
-        "hypotheses": hyps,
-        "gradients": {
+    result = {"key": key, "name": run.name, **score_translations(translator, test, LENGTH_EDGES, s)}
+    if run.long:
+        result["long"] = score_translations(translator, long_test_set(test), LONG_EDGES, s)
+    else:
+        valid = load_pairs(s, "val", s.grad_pairs)
+        initial = build_model(cfg, torch.device("cpu")).eval()  # the run's very first weights
+        result["gradients"] = {
             "trained": gradient_profiles(translator.model, translator.tokenizer, valid, s),
             "init": gradient_profiles(initial, translator.tokenizer, valid, s),
-        },
-    }
+        }
     checkpoint.write_text_atomically(cache, json.dumps(result, indent=1, ensure_ascii=False))
     return result
+
+
+def score_translations(
+    translator: Translator, test: list[Pair], edges: Sequence[int], s: Settings
+) -> dict[str, Any]:
+    """Greedy translations of a test set: ``"test"`` (`score_test_set`), ``"bleu_by_length"``
+    over ``edges``, and the ``"hypotheses"``."""
+    sources, refs = [src for src, _ in test], [tgt for _, tgt in test]
+    hyps = [t.text for t in translator.translate(sources, beam_size=1, batch_size=64)]
+    return {
+        "test": score_test_set(hyps, refs, s.bootstrap),
+        "bleu_by_length": bleu_by_length(sources, hyps, refs, edges),
+        "hypotheses": hyps,
+    }
 
 
 def score_test_set(hyps: list[str], refs: list[str], n: int) -> dict[str, dict[str, Any]]:
@@ -169,6 +192,12 @@ class CellResult:
         return training_speed(self.records, self.cfg.train.checkpoint_every)
 
     @property
+    def epochs(self) -> float | None:
+        """Epochs trained; None before the first epoch ends (its length is unknown)."""
+        per_epoch = self.speed["steps_per_epoch"]
+        return (self.info.get("step") or 0) / per_epoch if per_epoch else None
+
+    @property
     def grad_norms(self) -> dict[str, float]:
         return grad_norm_summary(self.records, self.cfg.train.clip_norm)
 
@@ -184,18 +213,48 @@ class CellResult:
         return None if not near or far is None else far / near
 
 
-def collect(cells: Sequence[Cell], s: Settings, refs: Sequence[str]) -> dict[str, CellResult]:
-    results = {}
-    for cell in cells:
-        run_dir = s.out / "runs" / cell.name
-        cfg, info = checkpoint.load_config(run_dir)
-        evaluation = evaluate_cell(cell, s)
-        results[cell.name] = CellResult(
-            cell,
-            cfg,
-            info,
-            checkpoint.read_log(run_dir),
-            evaluation,
-            sentence_statistics(BLEU(), evaluation["hypotheses"], refs),
-        )
-    return results
+def cell_result(
+    run: Run, s: Settings, evaluation: dict[str, Any], refs: Sequence[str]
+) -> CellResult:
+    """A run as the report reads it, scored on the test set whose ``evaluation`` (an
+    `evaluate_run` result or its ``"long"`` part) and references ``refs`` are given."""
+    folder = run_dir(run, s)
+    cfg, info = checkpoint.load_config(folder)
+    stats = sentence_statistics(BLEU(), evaluation["hypotheses"], refs)
+    return CellResult(run.cell, cfg, info, checkpoint.read_log(folder), evaluation, stats)
+
+
+def collect(runs: Sequence[Run], s: Settings, refs: Sequence[str]) -> dict[str, CellResult]:
+    """The runs on Multi30k, by cell name."""
+    return {run.cell.name: cell_result(run, s, evaluate_run(run, s), refs) for run in runs}
+
+
+@dataclass
+class SeedResults:
+    """One seed's runs on joined pairs, by cell name: scored on the test set and on the long
+    test set."""
+
+    test: dict[str, CellResult] = field(default_factory=dict)
+    long: dict[str, CellResult] = field(default_factory=dict)
+
+
+def bucket_bleus(results: Sequence[CellResult]) -> dict[str, list[float]]:
+    """Each length bucket's BLEU in every one of ``results`` (a model's seeds), by bucket."""
+    by_bucket: dict[str, list[float]] = {}
+    for result in results:
+        for row in result.evaluation["bleu_by_length"]:
+            by_bucket.setdefault(row["bucket"], []).append(row["bleu"])
+    return by_bucket
+
+
+def collect_seeds(
+    runs: Sequence[Run], s: Settings, refs: Sequence[str], long_refs: Sequence[str]
+) -> dict[int, SeedResults]:
+    """The runs on joined pairs, by seed."""
+    by_seed: dict[int, SeedResults] = {}
+    for run in runs:
+        evaluation = evaluate_run(run, s)
+        seed = by_seed.setdefault(run.seed, SeedResults())
+        seed.test[run.cell.name] = cell_result(run, s, evaluation, refs)
+        seed.long[run.cell.name] = cell_result(run, s, evaluation["long"], long_refs)
+    return by_seed

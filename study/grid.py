@@ -1,10 +1,13 @@
-"""What the study trains: the grid of models, the settings they share, and each one's config.
+"""What the study trains: the grid of models, the settings they share, its runs (a cell, a seed,
+and the data: Multi30k, or Multi30k with joined pairs for the long-sentence test) and each run's
+config.
 
 Imported by every module of the study; `study.cli` is the command line that runs it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +28,8 @@ TEST_SET = "test_2016_flickr"
 # Multi30k beside the project, as the benchmarks and the tests find it.
 DEFAULT_MIRROR = os.environ.get("MULTI30K_DIR", str(REPO.parent / "shared" / "data" / "multi30k"))
 LENGTH_EDGES = (8, 12, 16)  # source words; Multi30k test: 280 / 443 / 202 / 75 sentences
+# The long test's buckets: source words in tens up to 60, as Bahdanau et al. 2015, Fig. 2.
+LONG_EDGES = (10, 20, 30, 40, 50, 60)
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,29 @@ GRID: tuple[Cell, ...] = (
     Cell("gru-bahdanau-uni", "gru", "bahdanau", bidirectional=False),
 )
 CELLS = {cell.name: cell for cell in GRID}
+# Trained again on joined pairs, with seeds: the six core models (cell x attention or none) and
+# the one-way encoder that claim 8 compares with its two-way twin.
+CORE_CELLS = ("rnn-none", "gru-none", "lstm-none", "rnn-bahdanau", "gru-bahdanau", "lstm-bahdanau")
+LONG_CELLS = (*CORE_CELLS, "gru-bahdanau-uni")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run: a cell of the grid with its seed, on Multi30k or, ``long``, on Multi30k
+    with joined pairs (`study.long_data`)."""
+
+    cell: Cell
+    seed: int
+    long: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.cell.name}-seed{self.seed}" if self.long else self.cell.name
+
+    @property
+    def label(self) -> str:
+        """The run's name with its grid, as the plan prints it."""
+        return f"long/{self.name}" if self.long else self.name
 
 
 @dataclass(frozen=True)
@@ -82,7 +110,10 @@ class Settings:
     window: int = 40  # source tokens per text window for the recurrence gradient
     windows: int = 32
     bootstrap: int = 1000
-    seed: int = 1
+    seed: int = 1  # of the Multi30k runs, and the long runs' first
+    long: bool = False  # also train LONG_CELLS on Multi30k with joined pairs, seeds times each
+    seeds: int = 1  # seeds of each long run: seed, seed + 1, ...
+    long_steps: int = 1700  # per long run: the 21 long runs take about 3 hours (see the plan)
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.cells) - set(CELLS))
@@ -92,6 +123,12 @@ class Settings:
             raise ValueError("give exactly one budget: steps > 0 or minutes > 0")
         if self.jobs < 1 or self.threads < 1:
             raise ValueError(f"jobs and threads must be positive, got {self.jobs}, {self.threads}")
+        if self.seeds < 1 or self.long_steps < 1:
+            raise ValueError(
+                f"seeds and long_steps must be positive, got {self.seeds}, {self.long_steps}"
+            )
+        if self.seeds > 1 and not self.long:
+            raise ValueError("seeds repeat the long runs: add --long")
 
     @property
     def budget(self) -> str:
@@ -109,11 +146,44 @@ class Settings:
             max_valid_pairs=self.valid_pairs,
         )
 
+    def long_data(self) -> DataConfig:
+        """The long runs' data: the files `study.long_data.write_long_corpus` writes."""
+        train, valid = long_corpus_files(self)
+        return dataclasses.replace(
+            self.data(), corpus="files", train=str(train), valid=str(valid), max_train_pairs=0
+        )
 
-def run_config(cell: Cell, s: Settings) -> RunConfig:
-    """The same recipe for every cell; only the cell type, attention and encoder differ."""
+    def runs(self) -> list[Run]:
+        """Every run of the study: the grid's cells on Multi30k, then, with ``long``, the long
+        cells among them on joined pairs, seed by seed."""
+        runs = [Run(CELLS[name], self.seed) for name in self.cells]
+        if self.long:
+            long_cells = [CELLS[name] for name in LONG_CELLS if name in self.cells]
+            seeds = range(self.seed, self.seed + self.seeds)
+            runs += [Run(cell, seed, long=True) for seed in seeds for cell in long_cells]
+        return runs
+
+
+def runs_dir(s: Settings, long: bool) -> Path:
+    return s.out / "long" / "runs" if long else s.out / "runs"
+
+
+def run_dir(run: Run, s: Settings) -> Path:
+    return runs_dir(s, run.long) / run.name
+
+
+def long_corpus_files(s: Settings) -> tuple[Path, Path]:
+    """The long runs' training and validation pairs, as TSV files."""
+    folder = s.out / "long" / "data"
+    return folder / "train.tsv", folder / "valid.tsv"
+
+
+def run_config(run: Run, s: Settings) -> RunConfig:
+    """The same recipe for every run; only the cell type, attention, encoder, seed and data
+    differ."""
+    cell = run.cell
     return RunConfig(
-        data=s.data(),
+        data=s.long_data() if run.long else s.data(),
         subword=SubwordConfig(vocab_size=s.vocab_size),
         model=ModelConfig(
             cell=cell.cell,
@@ -126,13 +196,13 @@ def run_config(cell: Cell, s: Settings) -> RunConfig:
             tgt_vocab_size=s.vocab_size,
         ),
         train=TrainConfig(
-            name=cell.name,
-            out_dir=str(s.out / "runs"),
-            seed=s.seed,
+            name=run.name,
+            out_dir=str(runs_dir(s, run.long)),
+            seed=run.seed,
             max_tokens=s.max_tokens,
             max_epochs=10_000,  # the budget decides
-            max_steps=s.steps,
-            max_minutes=s.minutes,
+            max_steps=s.long_steps if run.long else s.steps,
+            max_minutes=0.0 if run.long else s.minutes,
             patience=0,  # no early stopping: every model gets the whole budget
             valid_every=0,  # once per epoch
             checkpoint_every=s.checkpoint_every,

@@ -10,7 +10,11 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from study.evaluation import CellResult
+from seq2seq.metrics import bucket_labels
+from study.evaluation import CellResult, SeedResults, bucket_bleus
+from study.grid import CORE_CELLS, LONG_EDGES
+
+LONG_CURVE_PNG = "long_bleu_by_length.png"  # also shown near the top of the demo's About tab
 
 
 def _style(result: CellResult, index: int) -> dict[str, Any]:
@@ -50,6 +54,49 @@ def plot_length_curves(results: dict[str, CellResult]) -> Figure:
             **_style(result, index),
         )
     ax.set(xlabel="source length (words)", ylabel="test BLEU (greedy)", title="BLEU by length")
+    ax.legend(fontsize=7)
+    return _finish(fig, ax)
+
+
+def plot_long_curves(by_seed: dict[int, SeedResults]) -> Figure:
+    """Bahdanau et al. 2015, Fig. 2's form: BLEU against source length in buckets of 10 words,
+    one line per core model (its mean over seeds, the band their range)."""
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
+    lows = [0, *LONG_EDGES[:-1]]
+    middle = {
+        label: (low + high + 1) / 2
+        # the last label is the empty bucket past the last edge
+        for label, low, high in zip(bucket_labels(LONG_EDGES)[:-1], lows, LONG_EDGES, strict=True)
+    }
+    for name in CORE_CELLS:
+        seeds = [results.long[name] for results in by_seed.values() if name in results.long]
+        if not seeds:
+            continue
+        by_bucket = bucket_bleus(seeds)
+        buckets = [label for label in middle if label in by_bucket]
+        x = [middle[label] for label in buckets]
+        cell, attention = seeds[0].cell.cell, seeds[0].cell.attention
+        style: dict[str, Any] = {
+            "color": f"C{('rnn', 'gru', 'lstm').index(cell)}",
+            "linestyle": "-" if attention == "none" else "--",
+            "marker": "o" if attention == "none" else "^",
+        }
+        ax.plot(x, [np.mean(by_bucket[b]) for b in buckets], label=name, **style)
+        ax.fill_between(
+            x,
+            [min(by_bucket[b]) for b in buckets],
+            [max(by_bucket[b]) for b in buckets],
+            color=style["color"],
+            alpha=0.12,
+        )
+    ax.set(
+        xlim=(0, LONG_EDGES[-1]),
+        xticks=[0, *LONG_EDGES],
+        xlabel="sentence length (source words, buckets of 10)",
+        ylabel="BLEU (greedy)",
+        title=f"BLEU by sentence length, long test set ({len(by_seed)} seed(s): mean and range)",
+    )
     ax.legend(fontsize=7)
     return _finish(fig, ax)
 
@@ -106,8 +153,11 @@ def _finish(fig: Figure, *axes: Axes) -> Figure:
     return fig
 
 
-def save_plots(results: dict[str, CellResult], image_dir: Path) -> dict[str, str]:
-    """Write the PNGs; their paths relative to the report, by section."""
+def save_plots(
+    results: dict[str, CellResult], image_dir: Path, by_seed: dict[int, SeedResults]
+) -> dict[str, str]:
+    """Write the PNGs (the long-sentence curve if there are runs on joined pairs); their paths
+    relative to the report, by section."""
     image_dir.mkdir(parents=True, exist_ok=True)
     figures = {
         "learning_curves": plot_learning_curves(results),
@@ -115,6 +165,8 @@ def save_plots(results: dict[str, CellResult], image_dir: Path) -> dict[str, str
         "gradient_flow": plot_gradient_flow(results),
         "grad_norm": plot_grad_norms(results),
     }
+    if by_seed:
+        figures[LONG_CURVE_PNG.removesuffix(".png")] = plot_long_curves(by_seed)
     paths = {}
     for name, fig in figures.items():
         fig.savefig(image_dir / f"{name}.png", dpi=100)

@@ -1,4 +1,5 @@
-"""The study's report: docs/study.md (setup, results, plots and claims) and study.json."""
+"""The study's report: docs/study.md (setup, results, plots, the long-sentence runs over seeds
+when there are any, and claims) and study.json."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ from seq2seq.machine import describe_machine
 from seq2seq.report_markdown import markdown_table, with_interval
 from seq2seq.rundir import RunDir
 from study.claims import CLAIMS, Claim, build_evidence, fmt_number
-from study.evaluation import CellResult
+from study.evaluation import CellResult, SeedResults
 from study.grid import REPO, TEST_SET, Settings
 from study.plots import save_plots
+from study.report_long import long_lines
+from study.seeds import seeded_claims
 
 
 def _git_commit() -> str:
@@ -57,7 +60,12 @@ def setup_lines(
         f"- Machine: {machine} (threads per model; {s.jobs} model(s) trained at once); report "
         f"written at commit {_git_commit()}.",
         "- One training run (seed) per model: differences smaller than the intervals are noise, "
-        "and seed-to-seed variation is not measured.",
+        + (
+            f"and seed-to-seed variation is measured in the long-sentence section below ({s.seeds} "
+            "seeds of the core models), which decides claims 5 to 9 again."
+            if s.long
+            else "and seed-to-seed variation is not measured."
+        ),
         "",
         f"Reproduce: `python -m study {_budget_flag(s)}` (runs in "
         f"`{_display(s.out)}/runs/`; rerunning skips finished runs and resumes "
@@ -68,7 +76,8 @@ def setup_lines(
 
 
 def _budget_flag(s: Settings) -> str:
-    return f"--steps {s.steps}" if s.steps else f"--budget-minutes {s.minutes:g}"
+    budget = f"--steps {s.steps}" if s.steps else f"--budget-minutes {s.minutes:g}"
+    return budget + (f" --long --seeds {s.seeds} --long-steps {s.long_steps}" if s.long else "")
 
 
 def _display(path: Path) -> str:
@@ -126,9 +135,7 @@ def results_lines(results: dict[str, CellResult]) -> list[str]:
 
 
 def _fmt_epochs(result: CellResult) -> str:
-    per_epoch = result.speed["steps_per_epoch"]
-    step = result.info.get("step") or 0
-    return f"{step / per_epoch:.1f}" if per_epoch else "< 1"
+    return "< 1" if result.epochs is None else f"{result.epochs:.1f}"
 
 
 def curve_lines(images: dict[str, str]) -> list[str]:
@@ -242,36 +249,85 @@ def grad_norm_lines(results: dict[str, CellResult], images: dict[str, str]) -> l
     ]
 
 
-def claim_lines(claims: Sequence[Claim]) -> list[str]:
+def claim_lines(claims: Sequence[Claim], seeded: dict[int, Claim], seeds: int) -> list[str]:
+    """The verdicts, then each claim's numbers and rule; a claim decided over seeds
+    (``seeded``, by number) shows that decision, and its one-run verdict beneath."""
+    decided_by = f"{seeds} seeds, joined pairs"
+    table = (
+        markdown_table(
+            ["#", "claim", "verdict", "decided by"],
+            [
+                [
+                    i,
+                    c.title,
+                    f"**{seeded[i].verdict if i in seeded else c.verdict}**",
+                    f"{decided_by} (one run: {c.verdict})" if i in seeded else "one run",
+                ]
+                for i, c in enumerate(claims, 1)
+            ],
+        )
+        if seeded
+        else markdown_table(
+            ["#", "claim", "verdict"],
+            [[i, c.title, f"**{c.verdict}**"] for i, c in enumerate(claims, 1)],
+        )
+    )
+    over_seeds = (
+        f" Claims {min(seeded)} to {max(seeded)} are decided over {seeds} seeds of the models "
+        "trained with joined pairs (the long-sentence section; claim 9 on its long test set): "
+        "confirmed or refuted only when every seed gives that verdict; each seed's own "
+        "evidence and the one-run verdict are listed under them."
+        if seeded
+        else ""
+    )
     lines = [
         "## Conclusions",
         "",
         "Each claim is decided from the numbers above by the rule quoted under it: *confirmed*, "
         "*refuted*, or *unclear at this scale* (the evidence does not separate the cases). "
         "BLEU differences use paired bootstrap resampling of the test sentences (Koehn 2004), "
-        "which is stricter and fairer than checking whether two separate intervals overlap.",
+        "which is stricter and fairer than checking whether two separate intervals overlap."
+        + over_seeds,
         "",
-        *markdown_table(
-            ["#", "claim", "verdict"],
-            [[i, c.title, f"**{c.verdict}**"] for i, c in enumerate(claims, 1)],
-        ),
+        *table,
     ]
-    for number, claim in enumerate(claims, 1):
+    for number, one_run in enumerate(claims, 1):
+        claim = seeded.get(number, one_run)
         lines += [f"### {number}. {claim.title}: {claim.verdict}", ""]
         if claim.plain:
             lines += [f"**In short:** {claim.plain}", ""]
         lines += [f"- {item}" for item in claim.evidence]
         lines += ["", f"*Rule:* {claim.rule}", ""]
+        if number in seeded:
+            lines += [
+                f"*One run on Multi30k alone (the grid above):* {one_run.verdict}. "
+                + (one_run.plain or "; ".join(one_run.evidence)),
+                "",
+            ]
     return lines
 
 
 def write_study(
-    results: dict[str, CellResult], test: list[Pair], s: Settings, machine: str = ""
+    results: dict[str, CellResult],
+    test: list[Pair],
+    s: Settings,
+    machine: str = "",
+    by_seed: dict[int, SeedResults] | None = None,
+    long_test: list[Pair] | None = None,
 ) -> Path:
-    """docs/study.md (or s.report) with its PNGs in a folder named like it, and study.json."""
+    """docs/study.md (or s.report) with its PNGs in a folder named like it, and study.json;
+    with the runs on joined pairs (``by_seed``) and the long test set, their section too, and
+    claims 5 to 9 decided over their seeds."""
     s.report.parent.mkdir(parents=True, exist_ok=True)
-    images = save_plots(results, s.report.with_suffix(""))
-    claims = [decide(build_evidence(results, [src for src, _ in test], s)) for decide in CLAIMS]
+    by_seed = by_seed or {}
+    images = save_plots(results, s.report.with_suffix(""), by_seed)
+    sources = [src for src, _ in test]
+    claims = [decide(build_evidence(results, sources, s)) for decide in CLAIMS]
+    seeded: dict[int, Claim] = {}
+    long_section: list[str] = []
+    if by_seed and long_test:
+        seeded = seeded_claims(by_seed, sources, [src for src, _ in long_test], s)
+        long_section = long_lines(by_seed, long_test, s, images)
     lines = [
         "# The study: RNN vs GRU vs LSTM, attention vs none",
         "",
@@ -284,7 +340,8 @@ def write_study(
         *length_lines(results, images),
         *gradient_lines(results, images, s),
         *grad_norm_lines(results, images),
-        *claim_lines(claims),
+        *long_section,
+        *claim_lines(claims, seeded, len(by_seed)),
     ]
     s.report.write_text("\n".join(lines), encoding="utf-8")
     summary = {
@@ -302,6 +359,17 @@ def write_study(
             for r in results.values()
         },
         "claims": [dataclasses.asdict(c) for c in claims],
+        "long": {
+            f"{name}-seed{seed}": {
+                "test": results.test[name].evaluation["test"],
+                "long_test": results.long[name].evaluation["test"],
+                "bleu_by_length_long": results.long[name].evaluation["bleu_by_length"],
+                "speed": results.test[name].speed,
+            }
+            for seed, results in by_seed.items()
+            for name in results.test
+        },
+        "claims_over_seeds": {number: dataclasses.asdict(c) for number, c in seeded.items()},
     }
     (s.out / "study.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")
     return s.report

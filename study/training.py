@@ -1,6 +1,7 @@
-"""The study's runs: each cell of the grid trained with `seq2seq.train.train` into
-``<out>/runs/<name>``, resumably (a rerun skips finished runs and resumes interrupted ones), then
-evaluated; two at a time (``Settings.jobs``) in their own processes, one torch thread each.
+"""The study's runs: each trained with `seq2seq.train.train` into its folder (`grid.run_dir`:
+``<out>/runs/<cell>``, or ``<out>/long/runs/<cell>-seed<n>`` on joined pairs), resumably (a rerun
+skips finished runs and resumes interrupted ones), then evaluated; two at a time
+(``Settings.jobs``) in their own processes, one torch thread each.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ from seq2seq.config import RunConfig
 from seq2seq.machine import describe_machine
 from seq2seq.rundir import RunDir
 from seq2seq.train import train
-from study.evaluation import evaluate_cell
-from study.grid import Cell, Settings, run_config
+from study.evaluation import evaluate_run
+from study.grid import Run, Settings, run_config, run_dir
 
 TRAIN_OUTPUT = "study_train.log"  # what training printed
 
@@ -52,61 +53,61 @@ def _recipe(cfg: RunConfig) -> dict[str, Any]:
     return {"data": cfg.data, "subword": cfg.subword, "model": model}
 
 
-def train_cell(cell: Cell, s: Settings) -> str:
-    """Train, resume or skip one cell's run; returns its `run_state` before training."""
-    cfg = run_config(cell, s)
-    run_dir = s.out / "runs" / cell.name
-    state = run_state(run_dir, cfg)
+def train_run(run: Run, s: Settings) -> str:
+    """Train, resume or skip one run; returns its `run_state` before training."""
+    cfg = run_config(run, s)
+    folder = run_dir(run, s)
+    state = run_state(folder, cfg)
     if state == "finished":
         return state
-    if state == "new" and run_dir.exists():
-        shutil.rmtree(run_dir)  # killed before its first checkpoint: its log would be stale
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with (run_dir / TRAIN_OUTPUT).open("a", encoding="utf-8") as log:
+    if state == "new" and folder.exists():
+        shutil.rmtree(folder)  # killed before its first checkpoint: its log would be stale
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / TRAIN_OUTPUT).open("a", encoding="utf-8") as log:
         with contextlib.redirect_stderr(log):
             train(cfg, resume=state != "new")
     return state
 
 
-def run_cell(cell: Cell, s: Settings) -> str:
-    """Train (or resume, or skip) and evaluate one cell; a line saying what happened."""
+def train_and_evaluate(run: Run, s: Settings) -> str:
+    """Train (or resume, or skip) and evaluate one run; a line saying what happened."""
     started = time.perf_counter()
-    state = train_cell(cell, s)
-    result = evaluate_cell(cell, s)
+    state = train_run(run, s)
+    result = evaluate_run(run, s)
     bleu = result["test"]["bleu"]["score"]
     minutes = (time.perf_counter() - started) / 60
-    return f"{cell.name}: {state} run, test BLEU {bleu:.2f} ({minutes:.1f} min)"
+    return f"{run.label}: {state} run, test BLEU {bleu:.2f} ({minutes:.1f} min)"
 
 
-def run_cells(cells: Sequence[Cell], s: Settings) -> None:
-    """All cells, ``s.jobs`` at a time in their own processes; with one job, in this process,
-    stopping at the first failure."""
+def run_all(runs: Sequence[Run], s: Settings) -> None:
+    """All runs in their order, ``s.jobs`` at a time in their own processes (each starts when a
+    worker is free); with one job, in this process, stopping at the first failure."""
     if s.jobs == 1:
-        for cell in cells:
-            print(run_cell(cell, s), flush=True)
+        for run in runs:
+            print(train_and_evaluate(run, s), flush=True)
         return
     failures = []
     context = multiprocessing.get_context("spawn")  # fork after torch threads start can hang
     with ProcessPoolExecutor(max_workers=s.jobs, mp_context=context) as pool:
-        futures = {pool.submit(run_cell, cell, s): cell for cell in cells}
+        futures = {pool.submit(train_and_evaluate, run, s): run for run in runs}
         for future in as_completed(futures):
             try:
                 print(future.result(), flush=True)
-            except Exception as err:  # the other cells go on; rerunning resumes this one
-                failures.append(f"{futures[future].name}: {err!r}")
-                print(f"{futures[future].name} FAILED: {err!r}", file=sys.stderr, flush=True)
+            except Exception as err:  # the other runs go on; rerunning resumes this one
+                failures.append(f"{futures[future].label}: {err!r}")
+                print(f"{futures[future].label} FAILED: {err!r}", file=sys.stderr, flush=True)
     if failures:
-        raise SystemExit("cells failed (rerun to resume them):\n" + "\n".join(failures))
+        raise SystemExit("runs failed (rerun to resume them):\n" + "\n".join(failures))
 
 
 MACHINE_FILE = "machine.txt"
 
 
-def training_machine(cells: Sequence[Cell], s: Settings) -> str:
+def training_machine(runs: Sequence[Run], s: Settings) -> str:
     """The machine line for the report: this machine and its load now, before training; when
     every run is already finished (a report-only rerun), the line saved when they trained."""
     saved = s.out / MACHINE_FILE
-    states = [run_state(s.out / "runs" / c.name, run_config(c, s)) for c in cells]
+    states = [run_state(run_dir(run, s), run_config(run, s)) for run in runs]
     if saved.is_file() and all(state == "finished" for state in states):
         return saved.read_text(encoding="utf-8").strip()
     machine = describe_machine(s.threads)

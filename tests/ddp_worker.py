@@ -5,7 +5,8 @@ then resumed with ``--resume``, and run ``c`` with subword sampling under a time
 rank 1's clock races. It saves, for the test to check:
 - the weights before step 1, step 1's inputs and random state, and the gradients it produced;
 - the learning rate after every step and how each run ended, with its final weights;
-- every file it created, opened for writing, renamed or removed under the output folder.
+- every file it created, opened for writing, renamed or removed under the output folder;
+- the dataset indices of each of run ``a``'s batches, by epoch, and what holds the training ids.
 """
 
 from __future__ import annotations
@@ -55,7 +56,12 @@ def record_writes(folder: Path, writes: list[str]) -> None:
 
 def main(config: str, out: Path, records: Path) -> None:
     rank = int(os.environ["RANK"])
-    record: dict[str, Any] = {"lr": {"a": [], "b": [], "c": []}, "ended": {}, "writes": []}
+    record: dict[str, Any] = {
+        "lr": {"a": [], "b": [], "c": []},
+        "ended": {},
+        "writes": [],
+        "indices": [],
+    }
     record_writes(out, record["writes"])
     real_step, real_loop = training.train_step, training.train_loop
     current = {"run": "a", "kill_after": 0}
@@ -66,6 +72,9 @@ def main(config: str, out: Path, records: Path) -> None:
         if "step1" not in record:
             initial = {k: v.clone() for k, v in session.model.state_dict().items()}
             rng = torch.get_rng_state()
+        if current["run"] == "a":
+            record["indices"].append((session.progress.epoch, list(batch.indices)))
+            record["train_ids"] = type(session.train_data.src).__name__
         result = real_step(session, batch, scaler)
         if "step1" not in record:
             record["step1"] = {

@@ -32,6 +32,7 @@ if str(REPO) not in sys.path:
 import app  # noqa: E402
 from seq2seq.config import DECODE_METHODS  # noqa: E402
 from seq2seq.translate import Translator  # noqa: E402
+from study.plots import LONG_CURVE_PNG  # noqa: E402
 
 pytestmark = pytest.mark.slow
 MODEL = "tiny-de-en"
@@ -417,6 +418,31 @@ def test_examples_come_from_validation_or_builtin() -> None:
     german = app.read_examples("de")
     assert 1 <= len(german) <= app.NUM_EXAMPLES and all(german)
     assert app.read_examples("xx") == []
+
+
+def about_tab_texts(demo: gr.Blocks) -> list[str]:
+    """The Markdown texts at the top level of the About tab, in order."""
+    tab = block(demo, label="About the models")
+    return [child.value for child in tab.children if isinstance(child, gr.Markdown)]
+
+
+def test_about_tab_opens_with_the_long_sentence_curve_once_drawn(
+    translators: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    report = tmp_path / "docs" / "study.md"
+    monkeypatch.setattr(app, "STUDY_REPORT", report)
+    assert app.long_curve(report) is None
+    before = about_tab_texts(app.build_demo(translators))
+    assert before[0].startswith(f"## {MODEL}")
+    assert not any("Attention and long sentences" in text for text in before)
+
+    image = report.with_suffix("") / LONG_CURVE_PNG
+    image.parent.mkdir(parents=True)
+    image.write_bytes(b"\x89PNG\r\n\x1a\nfake")
+    texts = about_tab_texts(app.build_demo(translators))
+    assert texts[0].startswith("## Attention and long sentences")
+    assert "![BLEU by sentence length](data:image/png;base64," in texts[0]
+    assert texts[1:] == before
 
 
 def test_markdown_images_are_inlined(tmp_path: Path) -> None:

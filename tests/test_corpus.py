@@ -24,6 +24,7 @@ from seq2seq.corpus import (
     read_parallel_files,
     read_text_lines,
     read_tsv,
+    to_tsv,
 )
 
 
@@ -129,6 +130,16 @@ def test_tsv_ignores_extra_columns_and_blank_lines(tmp_path):
     path.write_text("Go.\tVa !\nno tab here\n")
     with pytest.raises(ValueError, match=r"fra\.tsv, line 2: .*no tab"):
         read_tsv(path)
+
+
+def test_tsv_text_reads_back_as_its_pairs(tmp_path):
+    pairs = [("Ein Hund.", "A dog."), ("", "only a target"), ("Zwei  Leerzeichen", "é ü ß")]
+    path = tmp_path / "pairs.tsv"
+    path.write_text(to_tsv(pairs), encoding="utf-8")
+    assert read_tsv(path) == pairs
+    for bad in [("a\tb", "c"), ("a", "b\nc"), ("a\r", "b"), (" ", "")]:
+        with pytest.raises(ValueError, match="pair 2 cannot be a TSV line"):
+            to_tsv([("ok", "ok"), bad])
 
 
 def test_read_pairs_dispatches_on_the_spec(tmp_path):

@@ -1,14 +1,23 @@
-"""Batches and length-bucketed batching: budget, coverage, determinism, sharding."""
+"""Datasets in memory and on disk, batches and length-bucketed batching: budget, coverage,
+determinism, sharding."""
 
 from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 import torch
 
+from seq2seq import data as data_module
 from seq2seq.config import SubwordConfig
-from seq2seq.data import ParallelDataset, TokenBatchSampler
+from seq2seq.data import (
+    FileTokenArrays,
+    ParallelDataset,
+    TokenArrays,
+    TokenBatchSampler,
+    TokenDataset,
+)
 from seq2seq.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizer
 
 
@@ -95,3 +104,64 @@ def test_text_pairs_are_encoded_each_side_by_its_own_model():
     assert data.tgt == tokenizer.encode_tgt(targets[:3])
     # the two models differ, so a side encoded by the other's model would show
     assert tokenizer.encode_src(targets[:3]) != data.tgt
+
+
+def test_token_arrays_in_memory_and_in_files_batch_as_the_lists_do(tmp_path):
+    rng = random.Random(4)
+    src = [[rng.randrange(4, 300) for _ in range(rng.randint(1, 9))] for _ in range(50)]
+    tgt = [[rng.randrange(4, 300) for _ in range(rng.randint(0, 9))] for _ in range(50)]
+    lists = ParallelDataset(src, tgt)
+    in_memory = TokenDataset(TokenArrays.from_lists(src), TokenArrays.from_lists(tgt))
+    stores = []
+    for side, sequences in (("src", src), ("tgt", tgt)):
+        arrays = TokenArrays.from_lists(sequences, np.uint16)
+        arrays.ids.tofile(tmp_path / f"{side}.ids")
+        arrays.offsets.tofile(tmp_path / f"{side}.offsets")
+        stores.append(
+            FileTokenArrays(
+                tmp_path / f"{side}.ids", tmp_path / f"{side}.offsets", arrays.lengths(), np.uint16
+            )
+        )
+    on_disk = TokenDataset(*stores)
+    indices = [49, 0, 17, 17, 3]
+    expected = lists.collate(indices)
+    for data in (in_memory, on_disk):
+        assert list(data.src_lengths) == lists.src_lengths
+        assert list(data.tgt_lengths) == lists.tgt_lengths
+        batch = data.collate(indices)
+        for name in ("src_ids", "src_lengths", "tgt_in", "tgt_out"):
+            assert torch.equal(getattr(batch, name), getattr(expected, name)), name
+    assert on_disk.src.to_lists() == src and on_disk.tgt.to_lists(3) == tgt[:3]
+
+
+def list_batches(src, tgt, max_tokens, seed, epoch):
+    """The batches as Python lists cut them before the sampler planned epochs in arrays."""
+    rng = random.Random(seed * 100_003 + epoch)
+    order = list(range(len(src)))
+    rng.shuffle(order)
+    order.sort(key=lambda i: (tgt[i], src[i]))
+    batches, current, longest = [], [], 0
+    for i in order:
+        new_longest = max(longest, src[i], tgt[i])
+        if current and new_longest * (len(current) + 1) > max_tokens:
+            batches.append(current)
+            current, new_longest = [], max(src[i], tgt[i])
+        current.append(i)
+        longest = new_longest
+    batches.append(current)
+    rng.shuffle(batches)
+    return batches
+
+
+def test_batches_are_those_of_python_lists_up_to_a_million_pairs_and_valid_above(monkeypatch):
+    src, tgt = random_lengths(3000, seed=5)
+    for epoch in (0, 3):
+        expected = list_batches(src, tgt, 250, seed=2, epoch=epoch)
+        assert TokenBatchSampler(src, tgt, 250, seed=2).batches(epoch) == expected
+    monkeypatch.setattr(data_module, "EXACT_SHUFFLE_PAIRS", 1000)  # numpy's generator instead
+    sampler = TokenBatchSampler(src, tgt, 250, seed=2)
+    batches = sampler.batches(0)
+    assert batches != list_batches(src, tgt, 250, seed=2, epoch=0)
+    assert sorted(i for batch in batches for i in batch) == list(range(3000))
+    assert all(len(b) * max(max(src[i], tgt[i]) for i in b) <= 250 for b in batches)
+    assert batches == TokenBatchSampler(src, tgt, 250, seed=2).batches(0) != sampler.batches(1)

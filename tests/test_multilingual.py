@@ -28,8 +28,10 @@ from seq2seq.multilingual import (
     validation_bleu,
     vocabulary_sentences,
 )
+from seq2seq.prepare import prepare
 from seq2seq.session import resumed_config
 from seq2seq.tokenizer import Tokenizer
+from seq2seq.training_data import with_prepared_settings
 
 # --- Directions and tags ------------------------------------------------------------------------
 
@@ -253,6 +255,39 @@ def test_a_bilingual_vocabulary_reads_a_leading_tag_as_plain_text():
     assert tokenizer.encode_src([text]) == [list(tokenizer.src.encode(text, out_type=int))]
 
 
+def test_prepare_stores_tagged_directions_their_validation_labels_and_one_vocabulary(
+    three_way_files, clean_cfg, tmp_path
+):
+    data = dataclasses.replace(three_way_files, data_dir=str(tmp_path / "cache"))
+    subword = SubwordConfig(vocab_size=320)
+    prepared = prepare(data, clean_cfg, subword, workers=1, say=lambda _: None)
+    corpus = load_training_corpus(data, clean_cfg, seed=1)
+    assert sorted(prepared.text_pairs("train")) == sorted(corpus.train)
+    assert list(prepared.text_pairs("valid")) == corpus.valid
+    assert prepared.directions("valid") == ["de-en", "en-fr", "fr-de"] * 2
+    assert prepared.directions("train") == []  # training pairs carry their tag instead
+    tokenizer = prepared.tokenizer()
+    train = prepared.dataset("train")
+    first_pieces = {tokenizer.src_pieces(ids)[0] for ids in train.src.to_lists()}
+    assert first_pieces == set(corpus.tags) == {"<2de>", "<2en>", "<2fr>"}
+    assert prepared.root.name.startswith("files-multi-")
+
+    # A run on the prepared folder learns its directions from it.
+    cfg = with_prepared_settings(RunConfig(data=DataConfig(prepared=str(prepared.root))))
+    assert cfg.data.direction_names == ("de-en", "en-fr", "fr-de")
+
+    # Validation is cut per direction; fewer directions are another corpus.
+    one_each = prepare(
+        dataclasses.replace(data, max_valid_pairs=1), clean_cfg, subword, workers=1, say=print
+    )
+    assert one_each.directions("valid") == ["de-en", "en-fr", "fr-de"]
+    two = prepare(
+        dataclasses.replace(data, directions="de-en,fr-de"), clean_cfg, subword, workers=1,
+        say=print,
+    )  # fmt: skip
+    assert two.pairs("train") == 40 and len({prepared.root, one_each.root, two.root}) == 3
+
+
 @pytest.fixture
 def clean_cfg():
     from seq2seq.config import CleanConfig
@@ -268,7 +303,7 @@ def test_the_multilingual_config_trains_all_twelve_directions_and_fits_30_mb_in_
     cfg = RunConfig.from_dict(load_yaml(repo / "configs" / "multi30k-multi.yaml"))
     assert len(cfg.data.direction_names) == 12 and cfg.data.direction_sampling == "balanced"
     assert cfg.model.attention == "bahdanau" and cfg.train.lr_schedule == "cosine"
-    assert cfg.train.max_steps and cfg.subword.sampling_alpha > 0
+    assert cfg.train.max_steps > 0 and cfg.train.average_last > 0
     vocab = cfg.subword.vocab_size
     model = Seq2Seq(dataclasses.replace(cfg.model, src_vocab_size=vocab, tgt_vocab_size=vocab))
     assert model.num_parameters() * 2 <= 30 * 2**20

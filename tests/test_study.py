@@ -16,7 +16,7 @@ from sacrebleu import BLEU, CHRF
 from seq2seq import checkpoint
 from seq2seq.config import RunConfig
 from seq2seq.metrics import bootstrap, sentence_statistics
-from study import claims, cli, evaluation, grid, training
+from study import claims, cli, evaluation, grid, seeds, training
 
 SECTIONS = (
     "## Setup",
@@ -58,6 +58,11 @@ def tiny_study(multi30k_dir, tmp_path_factory) -> Any:
     settings = tiny_settings(tmp_path_factory.mktemp("study"), multi30k_dir)
     cli.run_study(settings)
     return settings
+
+
+def short_run(name: str, settings: Any) -> Any:
+    """The run of cell ``name`` on Multi30k alone."""
+    return grid.Run(grid.CELLS[name], settings.seed)
 
 
 def run_files(settings: Any, name: str) -> Path:
@@ -107,9 +112,9 @@ def test_rerunning_skips_finished_runs_and_resumes_the_others(tiny_study):
     killed = run_files(tiny_study, "gru-none")
     cfg, info = checkpoint.load_config(killed)
     checkpoint.save_config(killed, cfg, {**info, "stopped": ""})
-    assert training.run_state(killed, grid.run_config(grid.CELLS["gru-none"], tiny_study)) == (
-        "interrupted"
-    )
+    assert training.run_state(
+        killed, grid.run_config(short_run("gru-none", tiny_study), tiny_study)
+    ) == ("interrupted")
     one = dataclasses.replace(tiny_study, cells=("gru-none",))
     cli.run_study(one)
     assert "the machine it trained on" not in machine_file.read_text(encoding="utf-8")
@@ -124,14 +129,14 @@ def test_rerunning_skips_finished_runs_and_resumes_the_others(tiny_study):
 
 @pytest.mark.slow
 def test_run_state_tells_the_cases_apart(tiny_study, tmp_path):
-    cell = grid.CELLS["rnn-none"]
-    run_dir = run_files(tiny_study, cell.name)
-    cfg = grid.run_config(cell, tiny_study)
+    run = short_run("rnn-none", tiny_study)
+    run_dir = run_files(tiny_study, run.name)
+    cfg = grid.run_config(run, tiny_study)
     assert training.run_state(run_dir, cfg) == "finished"
-    longer = grid.run_config(cell, dataclasses.replace(tiny_study, steps=9))
+    longer = grid.run_config(run, dataclasses.replace(tiny_study, steps=9))
     assert training.run_state(run_dir, longer) == "extend"
     assert training.run_state(tmp_path / "nothing", cfg) == "new"
-    other = grid.run_config(grid.CELLS["lstm-none"], tiny_study)
+    other = grid.run_config(short_run("lstm-none", tiny_study), tiny_study)
     with pytest.raises(ValueError, match="another model"):
         training.run_state(run_dir, other)
 
@@ -430,3 +435,86 @@ def test_command_line_budgets_and_quick_mode():
         cli.parse_settings(["--cells", "transformer"])
     with pytest.raises(ValueError, match="exactly one budget"):
         grid.Settings(steps=0)
+
+
+# --- Claims over seeds ----------------------------------------------------------------------------
+
+
+def made_up_claim(verdict: str, difference: float) -> Any:
+    return claims.Claim(
+        "A claim",
+        verdict,
+        [f"difference {difference}"],
+        "The rule.",
+        "",
+        {"BLEU a - b": difference},
+    )
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "agreed"),
+    [
+        (["confirmed"] * 3, "confirmed"),
+        (["refuted"] * 3, "refuted"),
+        (["unclear"] * 3, "unclear"),
+        (["confirmed", "confirmed", "unclear"], "unclear"),
+        (["confirmed", "refuted", "confirmed"], "unclear"),
+        (["refuted", "unclear", "refuted"], "unclear"),
+    ],
+)
+def test_seeds_decide_only_when_they_agree(verdicts, agreed):
+    by_seed = {
+        seed: made_up_claim(verdict, float(seed)) for seed, verdict in enumerate(verdicts, 1)
+    }
+    claim = seeds.across_seeds(by_seed)
+    assert claim.verdict == agreed
+    assert claim.rule.startswith("The rule. Over seeds:")
+    for seed, verdict in enumerate(verdicts, 1):
+        assert f"{verdict} (seed {seed})" in claim.plain
+        assert f"seed {seed}: difference {float(seed)}" in claim.evidence
+
+
+def test_seed_spread_is_mean_sd_and_range():
+    by_seed = {1: made_up_claim("confirmed", 1.0), 3: made_up_claim("confirmed", 3.0)}
+    by_seed[2] = made_up_claim("confirmed", 5.0)
+    claim = seeds.across_seeds(by_seed)
+    assert claim.evidence[0] == "BLEU a - b: mean +3.00 ± 2.00 (sd), range +1.00 to +5.00"
+    assert claim.measures == {"BLEU a - b": 3.0}
+    # Evidence in seed order, whatever order the seeds came in.
+    assert [line.split(":")[0] for line in claim.evidence[1:]] == ["seed 1", "seed 2", "seed 3"]
+    assert str(seeds.spread([2.5])) == "mean +2.50 ± 0.00 (sd), range +2.50 to +2.50"
+
+
+# The long test set's evidence: the short bucket has at most 10 words, the long more than 50.
+LONG_SOURCES = [" ".join(["Wort"] * n) for n in (10, 30, 55) for _ in range(GROUP_SIZE)]
+
+
+def seed_results(test_cells: Cells, long_cells: Cells) -> Any:
+    return evaluation.SeedResults(
+        test={name: fake_result(name, **spec) for name, spec in test_cells.items()},
+        long={name: fake_result(name, **spec) for name, spec in long_cells.items()},
+    )
+
+
+def test_claims_over_seeds_decide_each_seed_by_its_rule_on_its_test_set():
+    gru_as_good = twins({"out": "ggg"}, {"out": "ggg"}) | twins({}, {}, "bahdanau")
+    gru_worse = twins({"out": "bbb"}, {"out": "ggg"}) | twins({}, {}, "bahdanau")
+    # Attention that helps only the long sentences, on the long test set (51-60 words). Read
+    # with Multi30k's buckets, its shortest (up to 8 words) would be empty; read on the test
+    # set's results, attention would change nothing.
+    rescue = attention("+", "+", "+")
+    by_seed = {
+        1: seed_results(gru_as_good, rescue),
+        2: seed_results(gru_as_good, rescue),
+        3: seed_results(gru_worse, rescue),
+    }
+    decided = seeds.seeded_claims(by_seed, SOURCES, LONG_SOURCES, grid.Settings(bootstrap=200))
+    assert sorted(decided) == [5, 6, 7, 8, 9]
+    assert decided[9].verdict == "confirmed", decided[9].evidence
+    assert "over 50 words" in decided[9].rule and "up to 10 words" in decided[9].rule
+    assert decided[7].verdict == "unclear"  # seeds 1 and 2 confirm it, seed 3 refutes it
+    assert "refuted (seed 3)" in decided[7].plain
+    assert decided[8].verdict == "unclear" and "not measured" in decided[8].evidence[-1]
+    by_seed[3] = seed_results(gru_as_good, attention("-", "-", "+"))
+    decided = seeds.seeded_claims(by_seed, SOURCES, LONG_SOURCES, grid.Settings(bootstrap=200))
+    assert (decided[7].verdict, decided[9].verdict) == ("confirmed", "unclear")

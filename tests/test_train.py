@@ -36,8 +36,9 @@ from seq2seq.model import Seq2Seq
 from seq2seq.objective import TrainingForward, scheduled_sampling_logits, teacher_forced_loss
 from seq2seq.rundir import RunDir, RunInfo
 from seq2seq.search import decode_corpus
-from seq2seq.session import build_data, build_grad_scaler, build_learner
+from seq2seq.session import build_grad_scaler, build_learner
 from seq2seq.tokenizer import BOS_ID, EOS_ID, Tokenizer
+from seq2seq.training_data import build_data
 from seq2seq.translate import Translator
 
 REPO = Path(__file__).resolve().parents[1]
@@ -140,7 +141,13 @@ def task_config(tmp_path: Path, **train_overrides) -> RunConfig:
     spec = write_task_files(tmp_path / "corpus", 400, seed=5)
     return RunConfig(
         data=DataConfig(
-            corpus="files", src_lang="xx", tgt_lang="yy", train=spec, valid=spec, max_valid_pairs=40
+            corpus="files",
+            src_lang="xx",
+            tgt_lang="yy",
+            train=spec,
+            valid=spec,
+            max_valid_pairs=40,
+            data_dir=str(tmp_path / "data"),
         ),
         subword=SubwordConfig(vocab_size=300, model_type="bpe"),
         model=ModelConfig(
@@ -326,7 +333,7 @@ def test_weights_with_another_shape_are_rejected(tmp_path):
 
 DDP_CONFIG = """
 data: {{corpus: files, src_lang: xx, tgt_lang: yy, train: "{spec}", valid: "{spec}",
-       max_valid_pairs: 40}}
+       max_valid_pairs: 40, data_dir: "{data_dir}"}}
 subword: {{vocab_size: 300, model_type: bpe}}
 model: {{embed_size: 16, hidden_size: 32, dropout: 0.0, src_vocab_size: 300, tgt_vocab_size: 300}}
 train: {{name: ddp, max_tokens: 200, max_steps: 12, valid_every: 4, checkpoint_every: 4,
@@ -342,7 +349,7 @@ def ddp_records(tmp_path_factory) -> tuple[Path, list[dict]]:
     tmp_path = tmp_path_factory.mktemp("ddp")
     spec = write_task_files(tmp_path / "corpus", 400, seed=6)
     config = tmp_path / "ddp.yaml"
-    config.write_text(DDP_CONFIG.format(spec=spec))
+    config.write_text(DDP_CONFIG.format(spec=spec, data_dir=tmp_path / "data"))
     out, records = tmp_path / "out", tmp_path / "records"
     records.mkdir()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
@@ -398,6 +405,22 @@ def test_ddp_step_equals_one_process_on_the_union_of_the_shards(ddp_records):
             torch.testing.assert_close(
                 rank["step1"]["grads"][name], param.grad, rtol=1e-4, atol=1e-6
             )
+
+
+@pytest.mark.slow
+def test_ddp_processes_train_on_disjoint_shards_of_a_memory_mapped_corpus(ddp_records):
+    _, ranks = ddp_records
+    assert [rank["train_ids"] for rank in ranks] == ["FileTokenArrays"] * 2
+    by_epoch = [
+        {epoch: [i for e, b in rank["indices"] if e == epoch for i in b] for epoch in (0, 1)}
+        for rank in ranks
+    ]
+    for epoch in (0, 1):
+        shards = [set(rank[epoch]) for rank in by_epoch]
+        assert all(shards) and not shards[0] & shards[1]
+        assert all(len(rank[epoch]) == len(set(rank[epoch])) for rank in by_epoch)
+    epoch0 = set(by_epoch[0][0]) | set(by_epoch[1][0])  # a whole epoch: the corpus, all but
+    assert len(epoch0) >= 400 - 40 and epoch0 <= set(range(400))  # an odd last batch
 
 
 @pytest.mark.slow
@@ -606,6 +629,27 @@ def test_validation_decodes_with_valid_beam(tmp_path, monkeypatch):
     beams.clear()
     training.train(task_config(tmp_path / "greedy", max_steps=4, valid_every=2, average_last=0))
     assert beams == [1, 1]
+
+
+def test_validation_perplexity_covers_every_pair_and_bleu_the_first_valid_max_pairs(
+    tmp_path, monkeypatch
+):
+    decoded, scored = [], []
+    real_decode, real_loss = training.decode_corpus, training.teacher_forced_loss
+
+    def recording_decode(model, src, cfg, device, **kwargs):
+        decoded.append(len(src))
+        return real_decode(model, src, cfg, device, **kwargs)
+
+    def recording_loss(model, data, max_tokens, device):
+        scored.append(len(data))
+        return real_loss(model, data, max_tokens, device)
+
+    monkeypatch.setattr(training, "decode_corpus", recording_decode)
+    monkeypatch.setattr(training, "teacher_forced_loss", recording_loss)
+    cfg = task_config(tmp_path, max_steps=2, valid_every=2, valid_max_pairs=7, average_last=0)
+    training.train(cfg)
+    assert scored == [40] and decoded == [7]  # data.max_valid_pairs=40 of the task's 400
 
 
 def test_a_second_trainer_fails_at_once_and_a_dead_ones_lock_does_not_block(tmp_path):
