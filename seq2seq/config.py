@@ -615,7 +615,9 @@ class ShipConfig:
         0.1, "BLEU: float16 weights may lose this much on validation and still be stored"
     )
     test_sets: tuple[str, ...] = setting(
-        (), "test sets scored once all is chosen; none given: Multi30k's for the language pair"
+        (),
+        "test sets scored once all is chosen, in every direction of a multilingual run; none "
+        "given: Multi30k's that have the language pair",
     )
     valid_pairs: int = setting(0, "the first N validation pairs choose the decoding; 0 = all")
     mirror: str = setting("", "Multi30k: another base URL or a folder; empty: the run's")

@@ -184,10 +184,57 @@ def test_an_ensemble_needs_the_same_directions(trained_multilingual_run: Path, t
         Translator.from_runs([trained_multilingual_run, fewer], device="cpu")
 
 
-def test_ship_refuses_a_multilingual_run_and_says_what_to_run(trained_multilingual_run: Path):
-    from seq2seq.ship import ship
+def test_ship_tunes_on_every_direction_and_cards_each_one_beside_the_bilingual_model(
+    trained_multilingual_run: Path, trained_run: Path, tmp_path: Path, monkeypatch
+):
+    from seq2seq import ship as shipping
+    from seq2seq.config import ShipConfig
+    from seq2seq.download import language_pair_name
+    from seq2seq.metrics import score_corpus
+    from seq2seq.multilingual import load_validation
 
-    before = sorted(p.name for p in trained_multilingual_run.iterdir())
-    with pytest.raises(ValueError, match="multilingual.*seq2seq evaluate"):
-        ship(trained_multilingual_run)
-    assert sorted(p.name for p in trained_multilingual_run.iterdir()) == before
+    shelf = tmp_path / "checkpoints"
+    multi, bilingual = shelf / "multi", shelf / "tiny-de-en"
+    shutil.copytree(trained_multilingual_run, multi)
+    shutil.copytree(trained_run, bilingual)
+    real_load_split = shipping.load_split
+    monkeypatch.setattr(
+        shipping, "load_split", lambda data, split: real_load_split(data, split)[:6]
+    )
+    options = ShipConfig(
+        beams=(1, 2), length_penalties=(1.0,), test_sets=("test_2016_flickr",), n_bootstrap=20
+    )
+    shipping.ship(bilingual, options)
+
+    # Greedy validation, computed here direction by direction: the mean is what ship scores.
+    translator = Translator.from_run(multi, device="cpu")
+    cfg, _ = checkpoint.load_config(multi)
+    tagged, directions = load_validation(cfg.data)
+    per_direction = []
+    for direction in TWELVE:
+        src, tgt = direction.split("-")
+        rows = [pair for pair, name in zip(tagged, directions, strict=True) if name == direction]
+        sources = [text.split(" ", 1)[1] for text, _ in rows]  # untagged
+        hypotheses = [
+            t.text
+            for t in translator.translate(sources, beam_size=1, target_lang=tgt, source_lang=src)
+        ]
+        per_direction.append(
+            score_corpus(hypotheses, [ref for _, ref in rows], n_bootstrap=0)["bleu"].score
+        )
+    record = shipping.ship(multi, options)
+    greedy = next(t for t in record.tuning if t.beam == 1)
+    assert greedy.valid_bleu == pytest.approx(sum(per_direction) / 12)
+    assert set(record.tests) == {f"test_2016_flickr.{d}" for d in TWELVE}
+    assert RunDir(multi).report("test_2016_flickr.cs-fr").json.is_file()
+
+    card = RunDir(multi).model_card.read_text(encoding="utf-8")
+    assert "# multi: 12 directions between English, German, French, Czech" in card
+    rows = {line.split(" | ")[1]: line for line in card.splitlines() if line.startswith("| test_")}
+    assert set(rows) == {language_pair_name(*d.split("-")) for d in TWELVE}
+    shipped_de_en = list(
+        json.loads(RunDir(bilingual).ship_record.read_text())["tests"]["test_2016_flickr"].values()
+    )[-1]
+    assert rows["German → English"].endswith(f"| {shipped_de_en:.2f} (tiny-de-en) |")
+    assert rows["French → Czech"].endswith("|  |")  # no bilingual model for it
+    assert "Beside published single RNNs" not in card
