@@ -182,7 +182,7 @@ def resumed_config(saved: RunConfig, requested: RunConfig) -> RunConfig:
     ]
     changed += [
         f"--data.{name}"
-        for name in ("corpus", "src_lang", "tgt_lang")
+        for name in ("corpus", "src_lang", "tgt_lang", "directions")
         if getattr(requested.data, name) != getattr(saved.data, name)
     ]
     if changed:
