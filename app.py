@@ -22,6 +22,13 @@ API (``gradio_client``)::
     beam_size (int, 1-10): beams kept in "beam" mode, outputs drawn per line in "sample" mode;
         ignored by "greedy".
     length_penalty (float, 0-2): GNMT alpha; 0 ranks by raw log-probability.
+    source_lang, target_lang (str): only when the page serves a multilingual model (trained with
+        ``data.directions``), after ``length_penalty``: the direction a multilingual model
+        translates, as language codes (``"fr"``, ``"cs"``); target_lang ``"all"`` translates
+        into every language the model was trained to reach from source_lang, and the
+        translation then holds a line ``Language: text`` per language and input line. Default:
+        the page's first choice. A bilingual model translates its own pair and ignores both; a
+        direction the model was not trained on is a readable error naming its directions.
 Returns ``(translation, nbest, timing)``: the translations, one line per input line; the n-best
 table (``{"headers": [...], "data": [[line, rank, text, score], ...]}``: the best beams, or every
 sample, best first; scores are length-normalised log-probabilities); a Markdown line saying how
@@ -37,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import gzip
 import math
 import os
@@ -88,7 +96,20 @@ BUILTIN_EXAMPLES = {
         "A woman in a red dress is singing on a stage.",
         "A black dog runs across a green meadow.",
     ],
+    "fr": [
+        "Un homme descend la rue à vélo.",
+        "Deux enfants jouent dans le sable sur la plage.",
+        "Une femme en robe rouge chante sur une scène.",
+        "Un chien noir court dans un pré vert.",
+    ],
+    "cs": [
+        "Muž jede na kole po ulici.",
+        "Dvě děti si hrají v písku na pláži.",
+        "Žena v červených šatech zpívá na pódiu.",
+        "Černý pes běží přes zelenou louku.",
+    ],
 }
+ALL_TARGETS = "all"  # target_lang: every language the model reaches from the source
 MODES = DECODE_METHODS
 NBEST_HEADERS = ["line", "rank", "translation", "score"]
 CSS = "#attention img { max-width: 100%; height: auto; }"
@@ -281,14 +302,99 @@ def decoding_label(decode: DecodeConfig) -> str:
     return method
 
 
-def timing_line(seconds: float, request: Request, decode: DecodeConfig, int8: bool = False) -> str:
+def timing_line(
+    seconds: float, request: Request, decode: DecodeConfig, int8: bool = False, languages: int = 1
+) -> str:
     how = decoding_label(decode)
     where = "CPU, int8" if int8 else "CPU"
     count = len([line for line in request.lines if line.strip()])
-    return f"Translated {count} line(s) in **{seconds * 1000:.0f} ms** ({how}, {where})."
+    into = f" into {languages} languages" if languages > 1 else ""
+    return f"Translated {count} line(s){into} in **{seconds * 1000:.0f} ms** ({how}, {where})."
 
 
-def run_translation(
+# ---------------------------------------------------------------------------------------------
+# Directions of a multilingual model
+
+
+def source_languages(translator: Translator) -> list[str]:
+    return list(dict.fromkeys(d.src for d in translator.directions))
+
+
+def target_languages(translator: Translator, source_lang: str) -> list[str]:
+    """The languages the model was trained to reach from ``source_lang``."""
+    return [d.tgt for d in translator.directions if d.src == source_lang]
+
+
+def language_choices(codes: list[str]) -> list[tuple[str, str]]:
+    """Dropdown choices: a language's name shown, its code the value."""
+    return [(language_name(code), code) for code in codes]
+
+
+def target_choices(translator: Translator, source_lang: str) -> list[tuple[str, str]]:
+    targets = language_choices(target_languages(translator, source_lang))
+    return targets + [("All other languages", ALL_TARGETS)]
+
+
+def direction_label(source_lang: str, target_lang: str) -> str:
+    if target_lang == ALL_TARGETS:
+        return f"{language_name(source_lang)} → all other languages"
+    return language_pair_name(source_lang, target_lang)
+
+
+def pick_directions(translator: Translator, source_lang: Any, target_lang: Any) -> list[Translator]:
+    """The translator toward each target a request asks for: one, or every language reached
+    from ``source_lang`` for "all"; a bilingual model's own pair whatever is asked. gr.Error
+    naming the model's directions for one it was not trained on."""
+    if not translator.multilingual:
+        return [translator]
+    for name, value in (("source_lang", source_lang), ("target_lang", target_lang)):
+        if not isinstance(value, str) or not value:
+            raise gr.Error(f"{name} must be a language code such as 'fr', got {value!r}.")
+    trained = ", ".join(str(d) for d in translator.directions)
+    if target_lang == ALL_TARGETS:
+        targets = target_languages(translator, source_lang)
+        if not targets:
+            raise gr.Error(
+                f"Unknown source language {source_lang!r}: the model translates {trained}."
+            )
+    else:
+        targets = [target_lang]
+    try:
+        return [translator.toward(target, source_lang) for target in targets]
+    except ValueError as err:
+        raise gr.Error(f"Unknown language pair: {err}.") from err
+
+
+def labelled(language: str, results: list[Any], multiple: bool) -> list[Any]:
+    """The results with their language's name before each text (several targets) or as they
+    are (one)."""
+    if not multiple:
+        return results
+    name = language_name(language)
+    return [
+        dataclasses.replace(
+            result,
+            text=f"{name}: {result.text}",
+            nbest=[(f"{name}: {text}", score) for text, score in result.nbest],
+        )
+        for result in results
+    ]
+
+
+@dataclass
+class PageResult:
+    """What a request shows: the translations (with "all" targets, a line per language and
+    input line), the n-best table, the timing line, line 1's attention, and each target
+    language's translations on their own (several targets only)."""
+
+    output: str
+    table: dict[str, Any]
+    timing: str
+    attention: dict[str, Any] | None
+    by_language: dict[str, str]
+
+
+def translate_request(
     translators: dict[str, Translator],
     text: Any,
     model: Any,
@@ -296,26 +402,55 @@ def run_translation(
     beam_size: Any,
     length_penalty: Any,
     sampling: Any = None,
-) -> tuple[str, dict[str, Any], str, dict[str, Any] | None]:
-    """Translate every line; (translations, n-best table, timing, attention of line 1).
+    source_lang: Any = None,
+    target_lang: Any = None,
+) -> PageResult:
+    """Translate every line into each target asked for (`pick_directions`).
 
     Takes the request's raw values (Gradio's own preprocessing is off for this event) and
     raises gr.Error with a readable message for any bad one. ``sampling`` holds the page's
-    sampling settings (`SAMPLING_SETTINGS`), or None for the model's saved ones.
+    sampling settings (`SAMPLING_SETTINGS`), or None for the model's saved ones. An input that
+    looks written in the target language already gets a warning (a multilingual model only).
     """
     translator = pick_translator(translators, model)
+    views = pick_directions(translator, source_lang, target_lang)
     request = make_request(text, mode, beam_size, length_penalty, sampling)
     start = time.perf_counter()
+    by_target: dict[str, list[Any]] = {}
     try:
         decode = translator.decode_config(**request.decoding)
-        results = translator.translate(request.lines, decode=decode, with_attention=True)
+        for view in views:
+            by_target[view.language_pair[1]] = view.translate(
+                request.lines, decode=decode, with_attention=True, check_source=view.multilingual
+            )
     except ValueError as err:  # the translator's own checks (input length, decoding settings)
         raise gr.Error(f"Could not translate: {err}") from err
     seconds = time.perf_counter() - start
-    table = {"headers": NBEST_HEADERS, "data": nbest_rows(results)}
-    output = "\n".join(result.text for result in results)
-    timing = timing_line(seconds, request, decode, translator.quantized)
-    return output, table, timing, attention_of(results)
+    for warning in dict.fromkeys(r.warning for rs in by_target.values() for r in rs if r.warning):
+        gr.Warning(warning[0].upper() + warning[1:] + ".")
+    several = len(by_target) > 1
+    shown = [labelled(lang, results, several) for lang, results in by_target.items()]
+    return PageResult(
+        output="\n".join(result.text for results in shown for result in results),
+        table={"headers": NBEST_HEADERS, "data": [row for rs in shown for row in nbest_rows(rs)]},
+        timing=timing_line(seconds, request, decode, translator.quantized, len(by_target)),
+        attention=attention_of(next(iter(by_target.values()))),
+        by_language=(
+            {lang: "\n".join(r.text for r in rs) for lang, rs in by_target.items()}
+            if several
+            else {}
+        ),
+    )
+
+
+def run_translation(
+    translators: dict[str, Translator], *request: Any
+) -> tuple[str, dict[str, Any], str, dict[str, Any] | None]:
+    """(translations, n-best table, timing, attention of line 1) of `translate_request` with
+    the same arguments (text, model, mode, beam_size, length_penalty, [sampling, source_lang,
+    target_lang])."""
+    result = translate_request(translators, *request)
+    return result.output, result.table, result.timing, result.attention
 
 
 def draw_attention(attention: dict[str, Any] | None) -> Figure | None:
@@ -366,6 +501,14 @@ def ensemble_rows(members: tuple[Path, ...]) -> list[tuple[str, str]]:
     return [("Ensemble", f"{len(members)} models ({names}); the facts below are the first's")]
 
 
+def languages_row(translator: Translator) -> tuple[str, str]:
+    """The facts table's first row: the language pair, or a multilingual model's directions."""
+    if not translator.multilingual:
+        return ("Language pair", language_pair_name(*translator.language_pair))
+    names = ", ".join(language_name(lang) for lang in multilingual_languages({"": translator}))
+    return ("Directions", f"{len(translator.directions)} between {names}")
+
+
 def facts_table(translator: Translator) -> str:
     """`Translator.facts` as a Markdown table: size, architecture, training, validation BLEU."""
     facts = translator.facts()
@@ -374,7 +517,7 @@ def facts_table(translator: Translator) -> str:
     minutes = info.train_seconds
     bleu = info.best_valid_bleu
     rows = [
-        ("Language pair", language_pair_name(*facts.language_pair)),
+        languages_row(translator),
         ("Parameters", f"{facts.parameters:,}"),
         *ensemble_rows(facts.members),
         (
@@ -481,7 +624,7 @@ def example_blocks(translators: dict[str, Translator], source: gr.Textbox) -> di
     """One examples block per source language; only the current model's is visible."""
     first = next(iter(translators.values())).language_pair[0]
     blocks = {}
-    for lang in dict.fromkeys(t.language_pair[0] for t in translators.values()):
+    for lang in dict.fromkeys(lang for t in translators.values() for lang in source_languages(t)):
         sentences = read_examples(lang)
         with gr.Column(visible=lang == first) as column:
             if sentences:
@@ -494,6 +637,176 @@ def example_blocks(translators: dict[str, Translator], source: gr.Textbox) -> di
                 )
         blocks[lang] = column
     return blocks
+
+
+def multilingual_languages(translators: dict[str, Translator]) -> list[str]:
+    """Every language a multilingual model among ``translators`` reads or writes."""
+    return list(
+        dict.fromkeys(
+            lang
+            for t in translators.values()
+            if t.multilingual
+            for direction in t.directions
+            for lang in direction
+        )
+    )
+
+
+def language_dropdowns(translators: dict[str, Translator]) -> tuple[gr.Dropdown, gr.Dropdown]:
+    """The source and target dropdowns, shown while a multilingual model is chosen. They start
+    at the first multilingual model's first direction, which is also what an API call that
+    names no language gets."""
+    first = next(iter(translators.values()))
+    multilingual = next(t for t in translators.values() if t.multilingual)
+    src, tgt = multilingual.language_pair
+    with gr.Row():
+        source = gr.Dropdown(
+            language_choices(source_languages(multilingual)),
+            value=src,
+            label="From",
+            visible=first.multilingual,
+            elem_id="src-lang",
+        )
+        target = gr.Dropdown(
+            target_choices(multilingual, src),
+            value=tgt,
+            label="To",
+            visible=first.multilingual,
+            elem_id="tgt-lang",
+        )
+    return source, target
+
+
+def language_boxes(translators: dict[str, Translator]) -> tuple[gr.Row, dict[str, gr.Textbox]]:
+    """The "all languages" row: a translation box per language, side by side (hidden until a
+    multilingual model translates into all its languages)."""
+    with gr.Row(visible=False, elem_id="all-languages") as row:
+        boxes = {
+            lang: gr.Textbox(
+                lines=4, label=language_name(lang), interactive=False, elem_id=f"output-{lang}"
+            )
+            for lang in multilingual_languages(translators)
+        }
+    return row, boxes
+
+
+def direction_updates(
+    translator: Translator,
+    source_lang: Any,
+    target_lang: Any,
+    example_langs: list[str],
+    box_langs: list[str],
+) -> list[Any]:
+    """The page after choosing a model or a direction: [pair label, *examples, source
+    dropdown, target dropdown, "all" row, output box, *language boxes]. A choice the model
+    cannot translate falls back to its first source and that source's first target."""
+    if not translator.multilingual:
+        src, label = translator.language_pair[0], pair_label(translator)
+        hidden = gr.update(visible=False)
+        examples = [gr.update(visible=lang == src) for lang in example_langs]
+        rest = [gr.update(visible=True)] + [gr.update() for _ in box_langs]
+        return [gr.update(value=f"### {label}"), *examples, hidden, hidden, hidden, *rest]
+    sources = source_languages(translator)
+    src = source_lang if source_lang in sources else sources[0]
+    targets = [code for _, code in target_choices(translator, src)]
+    tgt = target_lang if target_lang in targets else targets[0]
+    every = tgt == ALL_TARGETS
+    reached = target_languages(translator, src)
+    return [
+        gr.update(value=f"### {direction_label(src, tgt)}"),
+        *[gr.update(visible=lang == src) for lang in example_langs],
+        gr.update(choices=language_choices(sources), value=src, visible=True),
+        gr.update(choices=target_choices(translator, src), value=tgt, visible=True),
+        gr.update(visible=every),
+        gr.update(visible=not every),
+        *[gr.update(visible=lang in reached, value="") for lang in box_langs],
+    ]
+
+
+@dataclass
+class DirectionBlocks:
+    """What choosing a model or a direction changes on the page (`direction_updates`)."""
+
+    model: gr.Dropdown
+    pair: gr.Markdown
+    examples: dict[str, Any]  # examples block by source language
+    source_lang: gr.Dropdown
+    target_lang: gr.Dropdown
+    all_row: Any  # gr.Row
+    output: gr.Textbox
+    boxes: dict[str, gr.Textbox]  # translation box by language, in the "all" row
+
+    def outputs(self) -> list[Any]:
+        return [
+            self.pair,
+            *self.examples.values(),
+            self.source_lang,
+            self.target_lang,
+            self.all_row,
+            self.output,
+            *self.boxes.values(),
+        ]
+
+
+def wire_multilingual_page(
+    translators: dict[str, Translator],
+    read_controls: Any,
+    inputs: list[Any],
+    results: list[Any],
+    plot: gr.Plot,
+    direction_blocks: DirectionBlocks,
+) -> None:
+    """The events of a page that serves a multilingual model: /translate with source_lang and
+    target_lang; the "all languages" boxes filled after each translation; the dropdowns and
+    boxes following the chosen model and direction."""
+    blocks = direction_blocks
+    by_language = gr.State(None)
+    attention = results[-1]
+
+    def translate(
+        text: str,
+        model_name: str,
+        mode_name: str,
+        beam_size: float,
+        length_penalty: float,
+        source_lang: str,
+        target_lang: str,
+        sampling_settings: dict[str, Any],
+    ) -> tuple[str, dict[str, Any], str, dict[str, Any] | None, dict[str, str]]:
+        result = translate_request(
+            translators, text, model_name, mode_name, beam_size, length_penalty,
+            sampling_settings, source_lang, target_lang,
+        )  # fmt: skip
+        return result.output, result.table, result.timing, result.attention, result.by_language
+
+    def fill_boxes(texts: dict[str, str] | None) -> list[str]:
+        return [(texts or {}).get(lang, "") for lang in blocks.boxes]
+
+    event = read_controls.then(
+        translate,
+        inputs=inputs,
+        outputs=[*results, by_language],
+        api_name="translate",
+        concurrency_limit=1,
+        preprocess=False,
+    )
+    drawn = event.success(draw_attention, attention, plot, api_visibility="private")
+    drawn.then(fill_boxes, by_language, list(blocks.boxes.values()), api_visibility="private")
+    event.failure(
+        lambda: [*cleared_results(), None, *fill_boxes(None)],
+        None,
+        [results[2], attention, plot, by_language, *blocks.boxes.values()],
+        api_visibility="private",
+    )
+
+    def choose(name: str, source_lang: str, target_lang: str) -> list[Any]:
+        translator = pick_translator(translators, name)
+        langs = list(blocks.examples)
+        return direction_updates(translator, source_lang, target_lang, langs, list(blocks.boxes))
+
+    chosen = [blocks.model, blocks.source_lang, blocks.target_lang]
+    for trigger in chosen:
+        trigger.change(choose, chosen, blocks.outputs(), api_visibility="private")
 
 
 def build_demo(translators: dict[str, Translator]) -> gr.Blocks:
@@ -518,6 +831,10 @@ def build_demo(translators: dict[str, Translator]) -> gr.Blocks:
             model = gr.Dropdown(
                 names, value=names[0], label="Model", visible=len(names) > 1, elem_id="model"
             )
+            # A multilingual model's direction: only on a page that serves one, so that a page
+            # of bilingual models keeps its API as it was.
+            multilingual = any(t.multilingual for t in translators.values())
+            languages = language_dropdowns(translators) if multilingual else None
             with gr.Row():
                 source = gr.Textbox(
                     lines=4,
@@ -528,6 +845,7 @@ def build_demo(translators: dict[str, Translator]) -> gr.Blocks:
                 output = gr.Textbox(
                     lines=4, label="Translation", interactive=False, elem_id="output"
                 )
+            all_row, boxes = language_boxes(translators) if multilingual else (None, {})
             with gr.Row():
                 mode = gr.Radio(list(MODES), value=first_mode, label="Decoding", elem_id="mode")
                 beam = gr.Slider(
@@ -614,25 +932,39 @@ def build_demo(translators: dict[str, Translator]) -> gr.Blocks:
             api_visibility="private",
         )
         inputs = [source, model, mode, beam, penalty, sampling]
-        event = read_controls.then(
-            translate,
-            inputs=inputs,
-            outputs=[output, nbest, timing, attention],
-            api_name="translate",
-            concurrency_limit=1,  # one CPU model: requests wait in the queue, not in threads
-            preprocess=False,
-        )
-        event.success(draw_attention, attention, plot, api_visibility="private")
-        event.failure(cleared_results, None, [timing, attention, plot], api_visibility="private")
+        if languages is None:
+            event = read_controls.then(
+                translate,
+                inputs=inputs,
+                outputs=[output, nbest, timing, attention],
+                api_name="translate",
+                concurrency_limit=1,  # one CPU model: requests wait in the queue, not in threads
+                preprocess=False,
+            )
+            event.success(draw_attention, attention, plot, api_visibility="private")
+            event.failure(
+                cleared_results, None, [timing, attention, plot], api_visibility="private"
+            )
 
-        def switch_model(name: str) -> list[Any]:
-            translator = pick_translator(translators, name)
-            lang = translator.language_pair[0]
-            return [gr.update(value=f"### {pair_label(translator)}")] + [
-                gr.update(visible=key == lang) for key in examples
-            ]
+            def switch_model(name: str) -> list[Any]:
+                translator = pick_translator(translators, name)
+                lang = translator.language_pair[0]
+                return [gr.update(value=f"### {pair_label(translator)}")] + [
+                    gr.update(visible=key == lang) for key in examples
+                ]
 
-        model.change(switch_model, model, [pair, *examples.values()], api_visibility="private")
+            model.change(switch_model, model, [pair, *examples.values()], api_visibility="private")
+        else:
+            wire_multilingual_page(
+                translators,
+                read_controls,
+                inputs=[source, model, mode, beam, penalty, *languages, sampling],
+                results=[output, nbest, timing, attention],
+                plot=plot,
+                direction_blocks=DirectionBlocks(
+                    model, pair, examples, *languages, all_row, output, boxes
+                ),
+            )
         mode.change(
             lambda m: [gr.update(**count_slider(m)), gr.update(visible=m == "sample")],
             mode,

@@ -10,16 +10,16 @@ both scores in the run's training log.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from seq2seq import checkpoint, train
 from seq2seq.config import RunConfig
-from seq2seq.corpus import load_valid_pairs
 from seq2seq.data import ParallelDataset
 from seq2seq.model import Seq2Seq
+from seq2seq.multilingual import load_validation
 from seq2seq.rundir import RunDir, RunInfo
 from seq2seq.snapshots import AveragingOutcome, last_snapshots, try_average
 from seq2seq.tokenizer import Tokenizer
@@ -35,17 +35,19 @@ class RunValidation:
     valid_data: ParallelDataset
     valid_refs: list[str]
     device: torch.device
+    valid_directions: list[str] = field(default_factory=list)  # per pair; multilingual runs
 
     @classmethod
     def load(cls, run_dir: Path) -> RunValidation:
         """The run's model (on the CPU) and the validation pairs its config names."""
         model, cfg = checkpoint.load_model(run_dir, "cpu")
         tokenizer = Tokenizer.load(run_dir)
-        pairs = load_valid_pairs(cfg.data)
+        pairs, directions = load_validation(cfg.data)
         if not pairs:
             raise ValueError(f"the validation set of {run_dir} holds no sentence pairs")
         data = ParallelDataset.from_pairs(tokenizer, pairs)
-        return cls(cfg, model, tokenizer, data, [tgt for _, tgt in pairs], torch.device("cpu"))
+        refs = [tgt for _, tgt in pairs]
+        return cls(cfg, model, tokenizer, data, refs, torch.device("cpu"), directions)
 
 
 def files_to_average(run: RunDir, last: int | None, files: Sequence[Path] = ()) -> list[Path]:

@@ -252,11 +252,14 @@ def load_runs(run_dirs: Sequence[Path], device: str | torch.device = "cpu") -> l
                 "their token ids mean different pieces and they cannot decode as an ensemble: "
                 "ensemble runs trained with the same SentencePiece model"
             )
-        pair, first_pair = ((cfg.data.src_lang, cfg.data.tgt_lang) for cfg in (run.cfg, first.cfg))
+        pair, first_pair = (
+            cfg.data.direction_names or (f"{cfg.data.src_lang}-{cfg.data.tgt_lang}",)
+            for cfg in (run.cfg, first.cfg)
+        )
         if pair != first_pair:
             raise ValueError(
-                f"the runs {first_dir} ({'-'.join(first_pair)}) and {run_dir} "
-                f"({'-'.join(pair)}) translate different language pairs; an ensemble needs one"
+                f"the runs {first_dir} ({','.join(first_pair)}) and {run_dir} "
+                f"({','.join(pair)}) translate different language pairs; an ensemble needs one"
             )
     return runs
 

@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seq2seq.config import (
     DECODE_METHODS,
@@ -30,6 +30,9 @@ from seq2seq.config import (
 )
 from seq2seq.download import DownloadError
 from seq2seq.rundir import ReportDir, RunDir
+
+if TYPE_CHECKING:  # loaded by the commands that need it: torch is slow to import
+    from seq2seq.translate import Translator
 
 SECTIONS = ("data", "clean", "subword", "model", "train", "decode")
 PREPARE_SECTIONS = ("data", "clean", "subword")
@@ -219,17 +222,30 @@ def cmd_translate(args: argparse.Namespace) -> None:
     output = Path(args.output) if args.output else None
     if output is not None:
         check_output_file(output)
-    translator = Translator.from_runs(args.checkpoint, device=args.device, quantize=args.int8)
+    translator = chosen_direction(
+        Translator.from_runs(args.checkpoint, device=args.device, quantize=args.int8), args
+    )
     try:
         decode = translator.decode_config(**decode_changes(args))
     except ValueError as err:  # a combination, such as --nbest above the run's beam size
         raise SystemExit(f"error: the run's decoding settings with these flags: {err}") from None
     done = translate_lines(
-        translator, args.input or sys.stdin.buffer, decode, batch_size=args.batch_size
+        translator,
+        args.input or sys.stdin.buffer,
+        decode,
+        batch_size=args.batch_size,
+        check_source=args.check_source,
     )
     for warning in done.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     write_translations(format_translations(done.results, args.nbest), output)
+
+
+def chosen_direction(translator: Translator, args: argparse.Namespace) -> Translator:
+    """The translator toward ``--to`` (from ``--src-lang``), or as loaded without them."""
+    if args.to is None and args.src_lang is None:
+        return translator
+    return translator.toward(args.to or translator.language_pair[1], args.src_lang)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
@@ -249,7 +265,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
             "error: an ensemble of several --checkpoint runs has no run directory of its own to "
             "write its report into; give --report-dir"
         )
-    translator = Translator.from_runs(args.checkpoint, device=args.device, quantize=args.int8)
+    translator = chosen_direction(
+        Translator.from_runs(args.checkpoint, device=args.device, quantize=args.int8), args
+    )
     if args.test_set:
         sources, references = read_test_set(
             translator.language_pair, args.test_set, args.data_dir, args.mirror
@@ -259,10 +277,11 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     else:
         raise SystemExit("error: give --src and --ref, or --test-set NAME")
     compare = read_lines(args.compare) if args.compare else None
+    direction = "-".join(translator.language_pair) if translator.multilingual else ""
     report_dir = (
         Path(args.report_dir)
         if args.report_dir
-        else default_report_dir(args.checkpoint[0], args.test_set)
+        else default_report_dir(args.checkpoint[0], args.test_set, direction)
     )
     decode = translator.decode_config(
         beam_size=args.beam, nbest=1, length_penalty=args.length_penalty
@@ -378,6 +397,18 @@ def _add_decoding_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--int8", action="store_true", help="int8 dynamic quantisation (CPU; see bench/RESULTS.md)"
     )
+    parser.add_argument(
+        "--to",
+        metavar="LANG",
+        help="the target language of a multilingual model, e.g. fr (default: its first "
+        "direction's; a bilingual model's own)",
+    )
+    parser.add_argument(
+        "--src-lang",
+        metavar="LANG",
+        help="the source language, e.g. de: the direction SRC-LANG to --to must be one the model "
+        "was trained on (evaluate: --test-set reads this side)",
+    )
 
 
 def _add_sampling_flags(parser: argparse.ArgumentParser) -> None:
@@ -483,6 +514,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--nbest", type=int, default=1, help="hypotheses per sentence, 1 to --beam (or --samples)"
     )
     translate.add_argument("--input", help="input file, plain or gzip (default: stdin)")
+    translate.add_argument(
+        "--check-source",
+        action="store_true",
+        help="warn about each line that looks written in the target language already",
+    )
     translate.add_argument(
         "--output",
         help="output file (default: stdout); written only once every line is translated, "

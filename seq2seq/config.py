@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin, get_type_hints
 
+from seq2seq.directions import MULTI30K_LANGUAGES, expand_directions, parse_direction
+
 CellType = Literal["rnn", "gru", "lstm"]
 AttentionType = Literal["none", "bahdanau", "dot", "general", "scaled_dot", "scaled_general"]
 DecoderType = Literal["luong", "cgru"]
@@ -23,6 +25,7 @@ DecodeMethod = Literal["greedy", "beam", "sample"]
 # search when beam_size > 1, greedy search when it is 1.
 DecodeMethodSetting = Literal["auto", DecodeMethod]
 LRScheduleType = Literal["plateau", "linear", "cosine", "inverse_sqrt"]  # see `schedule`
+DirectionSampling = Literal["balanced", "proportional"]  # see `multilingual.balance_directions`
 
 CELL_TYPES: tuple[str, ...] = get_args(CellType)
 ATTENTION_TYPES: tuple[str, ...] = get_args(AttentionType)
@@ -31,6 +34,10 @@ SUBWORD_TYPES: tuple[str, ...] = get_args(SubwordType)
 DECODE_METHODS: tuple[str, ...] = get_args(DecodeMethod)
 DECODE_METHOD_SETTINGS: tuple[str, ...] = get_args(DecodeMethodSetting)
 LR_SCHEDULES: tuple[str, ...] = get_args(LRScheduleType)
+DIRECTION_SAMPLINGS: tuple[str, ...] = get_args(DirectionSampling)
+# In a files corpus with several directions, data.train and data.valid name each direction's
+# files through these placeholders.
+DIRECTION_PLACEHOLDERS = ("{src}", "{tgt}")
 
 
 # GNMT's alpha: Wu et al. (2016, §7) tuned it in [0, 1] and shipped runs use up to 1.4. Above 1,
@@ -196,6 +203,25 @@ class DataConfig:
         0, "train on the first N cleaned pairs only, for quick runs; 0 = all"
     )
     max_valid_pairs: int = setting(0, "validate on the first N pairs only; 0 = all")
+    # A string (comma-separated) rather than a tuple, so that a saved config reads back equal
+    # from JSON; YAML may give a list (`_coerce`).
+    directions: str = setting(
+        "",
+        "one multilingual model for several directions, SRC-TGT each, comma-separated or a YAML "
+        "list (e.g. en-de,de-en,en-fr), or all (Multi30k's 12 between en, de, fr, cs); the "
+        "source gets a <2TGT> token "
+        "(Johnson et al. 2017) and src_lang/tgt_lang are not used; with corpus files, "
+        "data.train and data.valid name each direction's files with {src} and {tgt} "
+        "(train.{src},train.{tgt} or pairs.{src}-{tgt}.tsv); max_train_pairs and "
+        "max_valid_pairs count per direction. Empty: the one direction src_lang-tgt_lang",
+    )
+    direction_sampling: DirectionSampling = setting(
+        "balanced",
+        "with directions: balanced trains on as many pairs of every direction as the largest "
+        "has (a smaller direction's pairs repeat, drawn with a fixed seed), so each direction is "
+        "seen evenly; proportional trains on every pair once. Either way the batches are cut "
+        "from all directions together, so each batch mixes them",
+    )
     prepared: str = setting(
         "",
         "a prepared corpus folder: seq2seq prepare writes it, seq2seq train trains on it (its "
@@ -212,6 +238,45 @@ class DataConfig:
             raise ValueError(f"src_lang and tgt_lang are both {self.src_lang!r}")
         if self.max_train_pairs < 0 or self.max_valid_pairs < 0:
             raise ValueError("max_train_pairs and max_valid_pairs must be >= 0")
+        _check_choice("direction_sampling", self.direction_sampling, DIRECTION_SAMPLINGS)
+        # Stored expanded ("all" becomes its 12), so a saved run lists what it was trained on.
+        if not isinstance(self.directions, str):
+            raise ValueError(
+                f"directions must be text such as 'en-de,de-en' or 'all', got {self.directions!r}"
+            )
+        given = [part for part in self.directions.split(",") if part.strip()]
+        object.__setattr__(self, "directions", ",".join(expand_directions(given)))
+        if self.directions:
+            self._check_directions()
+
+    @property
+    def direction_names(self) -> tuple[str, ...]:
+        """``directions`` one by one (``("en-de", "de-en")``); () for a bilingual run."""
+        return tuple(self.directions.split(",")) if self.directions else ()
+
+    def _check_directions(self) -> None:
+        languages = {lang for d in self.direction_names for lang in parse_direction(d)}
+        if self.corpus == "multi30k":
+            unknown = sorted(languages - set(MULTI30K_LANGUAGES))
+            if unknown:
+                raise ValueError(
+                    f"directions: Multi30k has no {', '.join(unknown)}; its languages are "
+                    f"{', '.join(MULTI30K_LANGUAGES)}"
+                )
+            return
+        for name in ("train", "valid"):
+            spec = getattr(self, name)
+            if not all(placeholder in spec for placeholder in DIRECTION_PLACEHOLDERS):
+                raise ValueError(
+                    f"{name}={spec!r} must name each direction's files with {{src}} and {{tgt}} "
+                    "when directions are given, e.g. train.{src},train.{tgt} or "
+                    "pairs.{src}-{tgt}.tsv"
+                )
+
+    @property
+    def multilingual(self) -> bool:
+        """Whether the run trains one model for ``directions`` (with target-language tags)."""
+        return bool(self.directions)
 
 
 @dataclass(frozen=True)
@@ -550,7 +615,9 @@ class ShipConfig:
         0.1, "BLEU: float16 weights may lose this much on validation and still be stored"
     )
     test_sets: tuple[str, ...] = setting(
-        (), "test sets scored once all is chosen; none given: Multi30k's for the language pair"
+        (),
+        "test sets scored once all is chosen, in every direction of a multilingual run; none "
+        "given: Multi30k's that have the language pair",
     )
     valid_pairs: int = setting(0, "the first N validation pairs choose the decoding; 0 = all")
     mirror: str = setting("", "Multi30k: another base URL or a folder; empty: the run's")
@@ -586,6 +653,13 @@ class RunConfig:
     decode: DecodeConfig = section(
         DecodeConfig, "how translate and evaluate decode by default (their flags change it)"
     )
+
+    def __post_init__(self) -> None:
+        if self.data.multilingual and not self.subword.joint:
+            raise ValueError(
+                "data.directions needs one joint vocabulary (subword.joint true): every language "
+                "is read and written by the same model"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -636,6 +710,10 @@ def _coerce(value: Any, default: Any, where: str) -> Any:
         return value
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if isinstance(default, str) and isinstance(value, list):  # directions: [en-de, de-en]
+        if not all(isinstance(item, str) for item in value):
+            raise ValueError(f"{where} must be text or a list of texts, got {value!r}")
+        return ",".join(value)
     if not isinstance(value, type(default)) or isinstance(value, bool) != isinstance(default, bool):
         raise ValueError(f"{where} must be {type(default).__name__}, got {value!r}")
     return value

@@ -4,7 +4,8 @@ A text store is UTF-8, one sentence a line (`prepare` writes them). `encode_line
 chunks and encodes each chunk with SentencePiece, in-process or in a pool of worker processes,
 keeping only a few chunks in flight so that memory stays bounded whatever the corpus's size; the
 chunks come back in order, as flat id arrays with their lengths, which `encode_file` writes out
-(`data.TokenArrays` reads them back).
+(`data.TokenArrays` reads them back). Source sides are encoded as `Tokenizer.encode_src` does: a
+leading target-language tag the vocabulary knows becomes its own id.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 import sentencepiece as spm
 
 from seq2seq import staging
+from seq2seq.tokenizer import encode_tagged
 
 CHUNK_LINES = 50_000
 OFFSET_DTYPE = np.int64
@@ -42,8 +44,10 @@ def _line_chunks(path: Path, size: int) -> Iterator[list[str]]:
         yield chunk
 
 
-def encode_chunk(processor: spm.SentencePieceProcessor, lines: list[str], dtype: type) -> Encoded:
-    encoded = processor.encode(lines, out_type=int)
+def encode_chunk(
+    processor: spm.SentencePieceProcessor, lines: list[str], dtype: type, source: bool
+) -> Encoded:
+    encoded = encode_tagged(processor, lines) if source else processor.encode(lines, out_type=int)
     lengths = np.fromiter(map(len, encoded), dtype=np.int32, count=len(encoded))
     ids: np.ndarray = np.fromiter(
         itertools.chain.from_iterable(encoded), dtype=dtype, count=int(lengths.sum())
@@ -60,13 +64,18 @@ def _start_worker(proto: bytes) -> None:
     _worker_processor.LoadFromSerializedProto(proto)
 
 
-def _encode_in_worker(lines: list[str], dtype: type) -> Encoded:
+def _encode_in_worker(lines: list[str], dtype: type, source: bool) -> Encoded:
     assert _worker_processor is not None, "the pool's initializer loads the model"
-    return encode_chunk(_worker_processor, lines, dtype)
+    return encode_chunk(_worker_processor, lines, dtype, source)
 
 
 def encode_lines(
-    path: Path, proto: bytes, dtype: type, workers: int = 0, chunk_lines: int = 0
+    path: Path,
+    proto: bytes,
+    dtype: type,
+    workers: int = 0,
+    chunk_lines: int = 0,
+    source: bool = False,
 ) -> Iterator[Encoded]:
     """The text store at ``path`` encoded by the SentencePiece model ``proto``, chunk by chunk,
     in order.
@@ -75,6 +84,7 @@ def encode_lines(
         workers: processes that encode (0 = one per CPU core); with one, or a single chunk, the
             encoding runs here, sparing the pool's start.
         chunk_lines: lines encoded per task (0 = `CHUNK_LINES`).
+        source: the lines are source sentences (`tokenizer.encode_tagged`).
     """
     workers = workers or os.cpu_count() or 1
     chunks = _line_chunks(path, chunk_lines or CHUNK_LINES)
@@ -86,7 +96,7 @@ def encode_lines(
     if workers == 1 or second is None:
         _start_worker(proto)
         for lines in chunks:
-            yield _encode_in_worker(lines, dtype)
+            yield _encode_in_worker(lines, dtype, source)
         return
     # spawn, not fork: the caller may hold torch's threads, which a forked child would inherit
     # in whatever state they were.
@@ -94,7 +104,7 @@ def encode_lines(
     with context.Pool(workers, initializer=_start_worker, initargs=(proto,)) as pool:
         pending: deque[AsyncResult[Encoded]] = deque()
         for lines in chunks:  # at most two chunks per worker in flight: bounded memory
-            pending.append(pool.apply_async(_encode_in_worker, (lines, dtype)))
+            pending.append(pool.apply_async(_encode_in_worker, (lines, dtype, source)))
             if len(pending) > 2 * workers:
                 yield pending.popleft().get()
         while pending:
@@ -111,12 +121,14 @@ class TokenFiles:
     lengths: Path
 
 
-def encode_file(text: Path, out: TokenFiles, proto: bytes, dtype: type, workers: int) -> int:
-    """Encode the text store ``text`` into ``out`` (ids of ``dtype``); return the number of ids.
-    Every write goes through `staging.write_bytes`."""
+def encode_file(
+    text: Path, out: TokenFiles, proto: bytes, dtype: type, workers: int, source: bool = False
+) -> int:
+    """Encode the text store ``text`` (of source sentences: ``source``) into ``out`` (ids of
+    ``dtype``); return the number of ids. Every write goes through `staging.write_bytes`."""
     parts = []
     with out.ids.open("wb") as f:
-        for chunk_lengths, ids in encode_lines(text, proto, dtype, workers):
+        for chunk_lengths, ids in encode_lines(text, proto, dtype, workers, source=source):
             staging.write_bytes(f, ids.tobytes())
             parts.append(chunk_lengths)
         staging.sync(f)

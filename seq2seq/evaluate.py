@@ -75,10 +75,12 @@ def read_test_files(src: str | Path, ref: str | Path) -> tuple[list[str], list[s
     return sources, references
 
 
-def default_report_dir(run_dir: str | Path, test_set: str | None) -> Path:
+def default_report_dir(run_dir: str | Path, test_set: str | None, direction: str = "") -> Path:
     """Where a run's evaluation goes unless told: its report folder for ``test_set``, or for
-    `CUSTOM_TEST_SET` when the test set came from the user's files (None)."""
-    return RunDir(Path(run_dir)).report(test_set or CUSTOM_TEST_SET).root
+    `CUSTOM_TEST_SET` when the test set came from the user's files (None); a multilingual
+    model's for one ``direction`` ("de-fr") of it."""
+    name = test_set or CUSTOM_TEST_SET
+    return RunDir(Path(run_dir)).report(f"{name}.{direction}" if direction else name).root
 
 
 def decode_timed(

@@ -7,12 +7,14 @@ shipping, and nothing is written from memory.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from seq2seq import checkpoint
 from seq2seq.config import ModelConfig, RunConfig, SubwordConfig, TrainConfig
-from seq2seq.download import language_pair_name
+from seq2seq.download import language_name, language_pair_name
+from seq2seq.multilingual import run_directions
 from seq2seq.rundir import RunDir, RunInfo
 
 if TYPE_CHECKING:
@@ -61,6 +63,87 @@ def scores_section(
     )
     if missing:
         lines.append(not_scored)
+    links = ", ".join(f"[{t}]({run.relative(run.report(t).markdown)})" for t in reports)
+    return [*lines, "", f"Full reports: {links}.", ""]
+
+
+def with_interval(score: dict[str, Any]) -> str:
+    """``"38.13 [36.9, 39.4]"``: a report's score with its 95% interval, when it has one."""
+    if score.get("ci_low") is None:
+        return f"{score['score']:.2f}"
+    return f"{score['score']:.2f} [{score['ci_low']:.1f}, {score['ci_high']:.1f}]"
+
+
+def first_member(folder: Path) -> Path:
+    """The run whose config describes ``folder``: an ensemble's first member, or the run."""
+    return checkpoint.load_ensemble(folder)[0] if RunDir(folder).is_ensemble() else folder
+
+
+def bilingual_scores(run: RunDir) -> dict[tuple[str, str], tuple[str, float]]:
+    """(direction ``de-en``, test set) -> (folder, BLEU of its shipped decoding) of every
+    bilingual model shipped beside ``run`` (in the same parent folder)."""
+    found = {}
+    for record_file in sorted(run.root.parent.glob(f"*/{RunDir.SHIP_FILE}")):
+        folder = record_file.parent
+        if folder.resolve() == run.root.resolve():
+            continue
+        try:
+            cfg, _ = checkpoint.load_config(first_member(folder))
+            tests = json.loads(record_file.read_text(encoding="utf-8"))["tests"]
+        except (OSError, ValueError, KeyError):  # not a shipped model we can read: left out
+            continue
+        if cfg.data.multilingual:
+            continue
+        direction = f"{cfg.data.src_lang}-{cfg.data.tgt_lang}"
+        for split, systems in tests.items():
+            if systems:  # the shipped decoding is the last system scored
+                found[direction, split] = (folder.name, list(systems.values())[-1])
+    return found
+
+
+def directions_section(
+    run: RunDir, record: ShipRecord, reports: dict[str, dict[str, Any]]
+) -> list[str]:
+    """A multilingual model's scores: one row per test set and direction (reports named
+    ``TEST_SET.SRC-TGT``), with the shipped decoding, beside the bilingual models shipped next
+    to it."""
+    if not reports:
+        return scores_section(run, record, reports)
+    beside = bilingual_scores(run)
+    lines = [
+        "## Scores by direction (sacreBLEU, cased and detokenised; 95% bootstrap intervals)",
+        "",
+        f"Every direction decoded as shipped (beam {record.decoding.beam}, length penalty "
+        f"{round(record.decoding.length_penalty, 4)}). Bilingual model: the model shipped "
+        "beside this one for that direction, on the same test set.",
+        "",
+        "| test set | direction | BLEU | chrF | BLEU tok+lc | bilingual model |",
+        "|---|---|---|---|---|---|",
+    ]
+    by_split: dict[str, list[float]] = {}
+    signatures = {}
+    for name, report in sorted(reports.items(), key=lambda item: item[0].rpartition(".")[0]):
+        split, _, direction = name.rpartition(".")
+        system = report["systems"][-1]
+        scores = system["scores"]
+        by_split.setdefault(split, []).append(scores["bleu"]["score"])
+        neighbour = beside.get((direction, split))
+        bilingual = f"{neighbour[1]:.2f} ({neighbour[0]})" if neighbour else ""
+        lines.append(
+            f"| {split} | {language_pair_name(*direction.split('-'))} | "
+            f"{with_interval(scores['bleu'])} | {with_interval(scores['chrf'])} | "
+            f"{system['bleu_tok_lc']['score']:.2f} | {bilingual} |"
+        )
+        for key in ("bleu", "chrf"):
+            signatures[key] = scores[key]["signature"]
+    lines.append("")
+    lines += [
+        f"- Mean BLEU of the {len(bleus)} directions on {split}: {sum(bleus) / len(bleus):.2f}"
+        for split, bleus in by_split.items()
+    ]
+    lines += [f"- {k} signature: `{v}`" for k, v in signatures.items()]
+    if record.tests_not_at_hand:
+        lines.append(f"- Not scored here: {', '.join(record.tests_not_at_hand)}.")
     links = ", ".join(f"[{t}]({run.relative(run.report(t).markdown)})" for t in reports)
     return [*lines, "", f"Full reports: {links}.", ""]
 
@@ -240,7 +323,7 @@ def published_section(cfg: RunConfig, reports: dict[str, dict[str, Any]]) -> lis
     is; nothing when the pair has no published numbers or the test set was not scored."""
     published = PUBLISHED_MULTI30K.get((cfg.data.src_lang, cfg.data.tgt_lang), [])
     report = reports.get(PUBLISHED_TEST_SET)
-    if cfg.data.corpus != "multi30k" or not published or report is None:
+    if cfg.data.corpus != "multi30k" or cfg.data.multilingual or not published or not report:
         return []
     shipped = report["systems"][-1]
     literature = "tok+lc, the papers' own (multi-bleu, Moses tokens, lowercased)"
@@ -272,12 +355,24 @@ def model_card(run_dir: Path, record: ShipRecord, reports: dict[str, dict[str, A
         if folder.is_ensemble()
         else f"An attentional {cfg.model.cell.upper()} encoder-decoder"
     )
+    if cfg.data.multilingual:
+        directions = run_directions(cfg.data)
+        languages = dict.fromkeys(lang for direction in directions for lang in direction)
+        title = f"{len(directions)} directions between " + ", ".join(map(language_name, languages))
+        what += (
+            ", one model for every direction: the source starts with a token naming the target "
+            "language (Johnson et al. 2017),"
+        )
+        scores = directions_section(folder, record, reports)
+    else:
+        title = language_pair_name(cfg.data.src_lang, cfg.data.tgt_lang)
+        scores = scores_section(folder, record, reports)
     lines = [
-        f"# {folder.name}: {language_pair_name(cfg.data.src_lang, cfg.data.tgt_lang)}",
+        f"# {folder.name}: {title}",
         "",
         f"{what} trained on {corpus} ({info.train_pairs} training pairs).",
         "",
-        *scores_section(folder, record, reports),
+        *scores,
         *published_section(cfg, reports),
         *decoding_section(cfg, record),
         *training_section(folder, members, info_of, record),

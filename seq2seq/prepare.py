@@ -21,6 +21,12 @@ A prepared directory (`PreparedDir` names its files; the tokenizer keeps a run's
     train.src.lengths.bin   int32: each sentence's number of ids (what a process holds)
     train.src.txt           the sentences as prepared, one a line
     (the same for train.tgt, valid.src and valid.tgt)
+    valid.directions.txt    multilingual: each validation pair's direction (de-fr), one a line
+
+A multilingual corpus (``data.directions``) is read, tagged and balanced by
+`multilingual.load_training_corpus`, which holds it in memory (Multi30k's twelve directions are
+350,000 pairs); its vocabulary is learnt from as many sentences of every language, with the
+target-language tags as pieces of their own.
 """
 
 from __future__ import annotations
@@ -49,13 +55,26 @@ from seq2seq.corpus import (
 )
 from seq2seq.data import FileTokenArrays, TokenDataset, id_dtype
 from seq2seq.encoding import LENGTH_DTYPE, TokenFiles, encode_file, read_text_lines
+from seq2seq.multilingual import direction_data, load_training_corpus, run_directions
 from seq2seq.tokenizer import Tokenizer
 
 FORMAT = "seq2seq-prepared/1"
 SPLITS = {"train": "train", "valid": "val"}  # a prepared split -> the corpus's name for it
 SIDES = ("src", "tgt")
 # The data settings a prepared folder records and gives a run that trains on it.
-DATA_FIELDS = ("corpus", "src_lang", "tgt_lang", "train", "valid", "max_train_pairs")
+DATA_FIELDS = (
+    "corpus",
+    "src_lang",
+    "tgt_lang",
+    "train",
+    "valid",
+    "max_train_pairs",
+    "directions",
+    "direction_sampling",
+)
+# What draws a multilingual corpus's repeated pairs and vocabulary sentences: fixed, so that the
+# prepared corpus depends on the data settings alone (train.seed still orders the batches).
+DIRECTIONS_SEED = 1
 
 
 @dataclass(frozen=True)
@@ -82,6 +101,10 @@ class PreparedDir:
     def text(self, split: str, side: str) -> Path:
         """The sentences as prepared (cleaned, normalised), UTF-8, one a line."""
         return self.root / f"{split}.{side}.txt"
+
+    def directions(self, split: str) -> Path:
+        """A multilingual corpus's direction of each pair (de-fr), one a line."""
+        return self.root / f"{split}.directions.txt"
 
 
 # --- Reading ------------------------------------------------------------------------------------
@@ -137,6 +160,11 @@ class PreparedCorpus:
         )
         return TokenDataset(src, tgt)
 
+    def directions(self, split: str) -> list[str]:
+        """Each pair's direction (de-fr) in a multilingual corpus; [] in a bilingual one."""
+        path = PreparedDir(self.root).directions(split)
+        return list(read_text_lines(path)) if path.is_file() else []
+
     def text_pairs(self, split: str) -> Iterator[Pair]:
         """The split's sentence pairs as prepared, streamed from the text store."""
         files = PreparedDir(self.root)
@@ -173,7 +201,7 @@ def prepare(
             any work), a line is not UTF-8 (names file and line), nothing is left after cleaning.
         FileNotFoundError: an input file is missing.
     """
-    inputs = {split: _describe_split(split_files(data, name)) for split, name in SPLITS.items()}
+    inputs = describe_inputs(data)
     trained = _settings(data, clean, subword, None)
     candidates = [(out or cache_dir(data, trained, inputs), trained)]
     if tokenizer is not None:  # the folder prepared with it, or one prepared for it
@@ -186,6 +214,15 @@ def prepare(
     folder, settings = candidates[-1]
     build(folder, Job(data, clean, subword, tokenizer, inputs, settings, workers), say)
     return PreparedCorpus.open(folder)
+
+
+def describe_inputs(data: DataConfig) -> dict[str, list[dict[str, Any]]]:
+    """Per split, `describe_input` of every file it reads (each direction's, multilingual)."""
+    readers = [direction_data(data, direction) for direction in run_directions(data)]
+    return {
+        split: [item for one in readers for item in _describe_split(split_files(one, name))]
+        for split, name in SPLITS.items()
+    }
 
 
 def _describe_split(files: list[Path]) -> list[dict[str, Any]]:
@@ -225,7 +262,7 @@ def _settings(
             k: v for k, v in dataclasses.asdict(subword).items() if k not in SUBWORD_SAMPLING_FIELDS
         }
     )
-    return {
+    settings = {
         "corpus": data.corpus,
         "src_lang": data.src_lang,
         "tgt_lang": data.tgt_lang,
@@ -233,6 +270,14 @@ def _settings(
         "clean": dataclasses.asdict(clean),
         "vocabulary": vocabulary,
     }
+    if data.multilingual:  # its validation pairs are cut per direction when prepared
+        settings.update(
+            directions=data.directions,
+            direction_sampling=data.direction_sampling,
+            max_valid_pairs=data.max_valid_pairs,
+            seed=DIRECTIONS_SEED,
+        )
+    return settings
 
 
 def cache_dir(data: DataConfig, settings: dict[str, Any], inputs: dict[str, Any]) -> Path:
@@ -240,7 +285,8 @@ def cache_dir(data: DataConfig, settings: dict[str, Any], inputs: dict[str, Any]
     settings, so that a changed file is prepared again in place."""
     paths = {split: [item["path"] for item in items] for split, items in inputs.items()}
     key = json.dumps({"settings": settings, "paths": paths}, sort_keys=True).encode()
-    name = f"{data.corpus}-{data.src_lang}-{data.tgt_lang}-{hashlib.sha256(key).hexdigest()[:12]}"
+    languages = "multi" if data.multilingual else f"{data.src_lang}-{data.tgt_lang}"
+    name = f"{data.corpus}-{languages}-{hashlib.sha256(key).hexdigest()[:12]}"
     return Path(data.data_dir) / "prepared" / name
 
 
@@ -289,28 +335,25 @@ def build(out: Path, job: Job, say: Callable[[str], None]) -> None:
         say(f"prepared corpus written to {out}")
 
 
+@dataclass
+class WrittenText:
+    """What `_write_bilingual_text` or `_write_multilingual_text` wrote to the text stores."""
+
+    train_pairs: int
+    valid_pairs: int
+    stats: CleanStats
+    train_tokenizer: Callable[[SubwordConfig], Tokenizer]  # a vocabulary learnt from them
+
+
 def _write_splits(files: PreparedDir, job: Job, say: Callable[[str], None]) -> dict[str, Any]:
     """Text stores, tokenizer and token arrays of both splits; the manifest's facts on them."""
-    data, clean, subword, tokenizer = job.data, job.clean, job.subword, job.tokenizer
-    paths = {split: [Path(item["path"]) for item in items] for split, items in job.inputs.items()}
-    stats = CleanStats()
-    kept = _write_text(files, "train", iter_clean(iter_pairs(paths["train"]), clean, stats),
-                       data.max_train_pairs)  # fmt: skip
-    if not kept:
-        raise ValueError(f"no training pairs left after cleaning ({stats.summary()})")
-    used = f"; the first {kept} used" if data.max_train_pairs else ""
-    say(f"train: {stats.summary()}{used}")
-    normalised = ((normalize(src), normalize(tgt)) for src, tgt in iter_pairs(paths["valid"]))
-    valid = _write_text(files, "valid", normalised, 0)
-    say(f"valid: {valid} pairs (normalised, none dropped)")
+    write_text = _write_multilingual_text if job.data.multilingual else _write_bilingual_text
+    written = write_text(files, job, say)
+    data, subword, tokenizer = job.data, job.subword, job.tokenizer
+    kept, valid, stats = written.train_pairs, written.valid_pairs, written.stats
     if tokenizer is None:
         say(f"training SentencePiece ({subword.model_type}, {subword.vocab_size} pieces)")
-        tokenizer = Tokenizer.train(
-            read_text_lines(files.text("train", "src")),
-            read_text_lines(files.text("train", "tgt")),
-            subword,
-            pairs=kept,
-        )
+        tokenizer = written.train_tokenizer(subword)
     tokenizer.save(files.root)
     dtype = id_dtype(max(tokenizer.src_vocab_size, tokenizer.tgt_vocab_size))
     counts: dict[str, Any] = {}
@@ -319,7 +362,9 @@ def _write_splits(files: PreparedDir, job: Job, say: Callable[[str], None]) -> d
         for side, proto in (("src", tokenizer.src_proto), ("tgt", tokenizer.tgt_proto)):
             say(f"encoding {split}.{side}")
             tokens, text = files.tokens(split, side), files.text(split, side)
-            counts[split][f"{side}_tokens"] = encode_file(text, tokens, proto, dtype, job.workers)
+            counts[split][f"{side}_tokens"] = encode_file(
+                text, tokens, proto, dtype, job.workers, source=side == "src"
+            )
     return {
         "data": {k: getattr(data, k) for k in DATA_FIELDS},
         "subword": dataclasses.asdict(subword),
@@ -333,6 +378,46 @@ def _write_splits(files: PreparedDir, job: Job, say: Callable[[str], None]) -> d
         "counts": counts,
         "cleaning": stats.to_dict(),
     }
+
+
+def _write_bilingual_text(files: PreparedDir, job: Job, say: Callable[[str], None]) -> WrittenText:
+    """The cleaned training pairs and normalised validation pairs, streamed."""
+    paths = {split: [Path(item["path"]) for item in items] for split, items in job.inputs.items()}
+    stats = CleanStats()
+    limit = job.data.max_train_pairs
+    cleaned = iter_clean(iter_pairs(paths["train"]), job.clean, stats)
+    kept = _write_text(files, "train", cleaned, limit)
+    if not kept:
+        raise ValueError(f"no training pairs left after cleaning ({stats.summary()})")
+    say(f"train: {stats.summary()}" + (f"; the first {kept} used" if limit else ""))
+    normalised = ((normalize(src), normalize(tgt)) for src, tgt in iter_pairs(paths["valid"]))
+    valid = _write_text(files, "valid", normalised, 0)
+    say(f"valid: {valid} pairs (normalised, none dropped)")
+
+    def train_tokenizer(subword: SubwordConfig) -> Tokenizer:
+        src, tgt = (read_text_lines(files.text("train", side)) for side in SIDES)
+        return Tokenizer.train(src, tgt, subword, pairs=kept)
+
+    return WrittenText(kept, valid, stats, train_tokenizer)
+
+
+def _write_multilingual_text(
+    files: PreparedDir, job: Job, say: Callable[[str], None]
+) -> WrittenText:
+    """Every direction's pairs, sources tagged, balanced as ``data.direction_sampling`` says;
+    the validation pairs with their directions."""
+    corpus = load_training_corpus(job.data, job.clean, DIRECTIONS_SEED)
+    kept = _write_text(files, "train", iter(corpus.train), 0)
+    directions = len(job.data.direction_names)
+    say(
+        f"train: {corpus.stats.summary()}; {kept} pairs in {directions} directions "
+        f"({job.data.direction_sampling})"
+    )
+    valid = _write_text(files, "valid", iter(corpus.valid), 0)
+    lines = "".join(f"{name}\n" for name in corpus.valid_directions)
+    staging.write_file(files.directions("valid"), lines.encode("utf-8"))
+    say(f"valid: {valid} pairs in {directions} directions (normalised, none dropped)")
+    return WrittenText(kept, valid, corpus.stats, corpus.train_tokenizer)
 
 
 def _write_text(files: PreparedDir, split: str, pairs: Iterator[Pair], limit: int) -> int:

@@ -85,6 +85,7 @@ class TrainingSession(Learner):
     valid_data: ParallelDataset
     valid_refs: list[str]
     progress: Progress = field(default_factory=Progress)
+    valid_directions: list[str] = field(default_factory=list)  # per pair; multilingual runs
 
     def epoch_data(self, epoch: int) -> tuple[Dataset, TokenBatchSampler]:
         """What ``epoch`` trains on: the data as encoded at setup or, with subword sampling,
@@ -181,7 +182,7 @@ def resumed_config(saved: RunConfig, requested: RunConfig) -> RunConfig:
     ]
     changed += [
         f"--data.{name}"
-        for name in ("corpus", "src_lang", "tgt_lang")
+        for name in ("corpus", "src_lang", "tgt_lang", "directions")
         if getattr(requested.data, name) != getattr(saved.data, name)
     ]
     if changed:
@@ -261,6 +262,7 @@ def setup(
         prepared=data.prepared,
         valid_data=data.valid,
         valid_refs=data.valid_refs,
+        valid_directions=data.valid_directions,
     )
     if resume:
         restore(session)

@@ -15,6 +15,11 @@ In this order, so that nothing is chosen on a test set:
    replaced by an atomic rename, so it is whole at every moment;
 4. the test reports (`evaluate.evaluate_translator`) on every test set at hand;
 5. `RunDir.ship_record` (what was measured and chosen) and the model card (`model_card`).
+
+A multilingual run is shipped the same way, one decoding for all its directions: a decoding's
+validation score is the mean of the directions' BLEU (as training validates), and every
+direction is scored on every test set that has both its languages, into reports named
+``TEST_SET.SRC-TGT`` (as `seq2seq evaluate --src-lang SRC --to TGT` names them).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,23 +42,49 @@ from seq2seq import checkpoint
 from seq2seq.averaging import average_files
 from seq2seq.config import MAX_LENGTH_PENALTY, DataConfig, ShipConfig
 from seq2seq.corpus import load_split
+from seq2seq.directions import Direction, parse_direction, split_tag
 from seq2seq.download import MULTI30K_LANGS, DownloadError
 from seq2seq.evaluate import evaluate_translator
 from seq2seq.machine import describe_machine
 from seq2seq.metrics import score_corpus
 from seq2seq.model_card import model_card
+from seq2seq.multilingual import direction_data, load_validation, run_directions
 from seq2seq.rundir import RunDir
 from seq2seq.ship_record import MemberRecord, PrecisionTrial, ShipRecord, Trial
 from seq2seq.snapshots import AveragingOutcome, last_averaging, last_snapshots
 from seq2seq.translate import Translator
 
 
+@dataclass(frozen=True)
+class DirectionSet:
+    """One direction's sentences of a split: its sources (untagged) and references."""
+
+    direction: Direction
+    sources: list[str]
+    references: list[str]
+
+
+def toward(translator: Translator, direction: Direction) -> Translator:
+    """``translator`` translating ``direction`` (a multilingual model's view; a bilingual
+    model is itself)."""
+    return (
+        translator.toward(direction.tgt, direction.src) if translator.multilingual else translator
+    )
+
+
 def valid_bleu(
-    translator: Translator, sources: list[str], refs: list[str], beam: int, length_penalty: float
+    translator: Translator, sets: Sequence[DirectionSet], beam: int, length_penalty: float
 ) -> float:
-    """Corpus BLEU of ``translator``'s output with this decoding (the scorer of every choice)."""
-    translations = translator.translate(sources, beam_size=beam, length_penalty=length_penalty)
-    return score_corpus([t.text for t in translations], refs, n_bootstrap=0)["bleu"].score
+    """Corpus BLEU of ``translator``'s output with this decoding, the mean over directions (the
+    scorer of every choice)."""
+    scores = []
+    for one in sets:
+        translations = toward(translator, one.direction).translate(
+            one.sources, beam_size=beam, length_penalty=length_penalty
+        )
+        hypotheses = [t.text for t in translations]
+        scores.append(score_corpus(hypotheses, one.references, n_bootstrap=0)["bleu"].score)
+    return sum(scores) / len(scores)
 
 
 Scorer = Callable[[int, float], float]  # (beam size, length penalty) -> validation BLEU
@@ -150,47 +182,77 @@ def settle_averaging(run_dir: Path) -> AveragingOutcome | None:
     return outcome
 
 
-def validation_sentences(data: DataConfig, pairs: int) -> tuple[list[str], list[str]]:
-    """Sources and references of the validation split (its first ``pairs``; 0 = all)."""
-    valid = load_split(data, "val")
-    valid = valid[:pairs] if pairs else valid
-    return [src for src, _ in valid], [tgt for _, tgt in valid]
+def validation_sets(data: DataConfig, pairs: int) -> list[DirectionSet]:
+    """The validation split's first ``pairs`` (0 = all) by direction: a bilingual run's one; a
+    multilingual run's pairs are taken in turn (`multilingual.load_validation`), so that the
+    first ones cover every direction."""
+    if not data.multilingual:
+        valid = load_split(data, "val")
+        valid = valid[:pairs] if pairs else valid
+        [direction] = run_directions(data)
+        return [DirectionSet(direction, [src for src, _ in valid], [tgt for _, tgt in valid])]
+    tagged, names = load_validation(data)
+    if pairs:
+        tagged, names = tagged[:pairs], names[:pairs]
+    sets: dict[str, DirectionSet] = {}
+    for (src, tgt), name in zip(tagged, names, strict=True):
+        one = sets.setdefault(name, DirectionSet(parse_direction(name), [], []))
+        one.sources.append(split_tag(src)[1])
+        one.references.append(tgt)
+    return list(sets.values())
 
 
-def wanted_test_sets(data: DataConfig, options: ShipConfig) -> tuple[str, ...]:
-    """The test sets asked for; by default every Multi30k test set of the language pair."""
-    if options.test_sets or data.corpus != "multi30k":
-        return options.test_sets
-    pair = (data.src_lang, data.tgt_lang)
-    return tuple(
-        split
-        for split, langs in MULTI30K_LANGS.items()
-        if split.startswith("test_") and set(pair) <= set(langs)
-    )
+@dataclass(frozen=True)
+class TestReport:
+    """One report `ship` writes: a test set, scored in one direction."""
+
+    name: str  # its folder in the run's eval/: the test set, with the direction if multilingual
+    split: str
+    direction: Direction
+
+
+def wanted_reports(data: DataConfig, options: ShipConfig) -> list[TestReport]:
+    """The reports asked for: every direction on each test set given, or by default on every
+    Multi30k test set that has both its languages."""
+    multilingual = data.multilingual
+    wanted = []
+    for direction in run_directions(data):
+        splits = options.test_sets
+        if not splits and data.corpus == "multi30k":
+            splits = tuple(
+                split
+                for split, langs in MULTI30K_LANGS.items()
+                if split.startswith("test_") and set(direction) <= set(langs)
+            )
+        for split in splits:
+            name = f"{split}.{direction}" if multilingual else split
+            wanted.append(TestReport(name, split, direction))
+    return wanted
 
 
 def evaluate_tests(
     run_dir: Path, data: DataConfig, decoding: Trial, options: ShipConfig
 ) -> dict[str, dict[str, Any]]:
-    """The test reports (`RunDir.report`) of every test set at hand, by test set."""
+    """The test reports (`RunDir.report`) of every test set at hand, by report name."""
     translator = Translator.from_run(run_dir, device="cpu")
     reports = {}
-    for split in wanted_test_sets(data, options):
+    for wanted in wanted_reports(data, options):
         try:
-            pairs = load_split(data, split)
+            pairs = load_split(direction_data(data, wanted.direction), wanted.split)
         except (DownloadError, FileNotFoundError, ValueError) as err:
-            print(f"{split}: not available here ({err})")
+            print(f"{wanted.name}: not available here ({err})")
             continue
-        reports[split] = evaluate_translator(
-            translator,
+        reports[wanted.name] = evaluate_translator(
+            toward(translator, wanted.direction),
             [src for src, _ in pairs],
             [tgt for _, tgt in pairs],
             beam_size=decoding.beam,
             length_penalty=decoding.length_penalty,
-            report_dir=RunDir(run_dir).report(split).root,
+            report_dir=RunDir(run_dir).report(wanted.name).root,
             n_bootstrap=options.n_bootstrap,
         )
-        print(f"{split}: BLEU {reports[split]['systems'][-1]['scores']['bleu']['score']:.2f}")
+        bleu = reports[wanted.name]["systems"][-1]["scores"]["bleu"]["score"]
+        print(f"{wanted.name}: BLEU {bleu:.2f}")
     return reports
 
 
@@ -229,11 +291,11 @@ def ship(run_dir: Path, options: ShipConfig | None = None) -> ShipRecord:
             restore_float32(RunDir(member))
         averagings = [settle_averaging(member) for member in members]
         data = dataclasses.replace(cfg.data, mirror=options.mirror or cfg.data.mirror)
-        sources, refs = validation_sentences(data, options.valid_pairs)
+        sets = validation_sets(data, options.valid_pairs)
 
         def scorer(folder: Path) -> Scorer:
             translator = Translator.from_run(folder, device="cpu")
-            return lambda beam, lp: valid_bleu(translator, sources, refs, beam, lp)
+            return lambda beam, lp: valid_bleu(translator, sets, beam, lp)
 
         tuning = tune_decoding(scorer(run_dir), options.beams, options.length_penalties)
         chosen = choose_decoding(tuning, options.choice_tolerance)
@@ -259,7 +321,9 @@ def ship(run_dir: Path, options: ShipConfig | None = None) -> ShipRecord:
             decoding=chosen,
             precision=precision,
             tests=bleu_by_test_set(reports),
-            tests_not_at_hand=[t for t in wanted_test_sets(data, options) if t not in reports],
+            tests_not_at_hand=[
+                t.name for t in wanted_reports(data, options) if t.name not in reports
+            ],
             members=member_records,
         )
         run = RunDir(run_dir)

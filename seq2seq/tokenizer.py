@@ -2,6 +2,10 @@
 
 SentencePiece's defaults are unk=0 bos=1 eos=2 and no padding; we set our own ids explicitly and
 every module imports these constants instead of repeating the numbers.
+
+A multilingual model's vocabulary holds a target-language tag per language (``<2fr>``, a
+user-defined symbol, `directions`); a source sentence that starts with a tag the vocabulary
+knows is encoded as the tag's id followed by the rest's pieces, exactly as the untagged rest.
 """
 
 from __future__ import annotations
@@ -9,13 +13,14 @@ from __future__ import annotations
 import hashlib
 import io
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import sentencepiece as spm
 
 from seq2seq.config import SubwordConfig
+from seq2seq.directions import split_tag
 from seq2seq.rundir import RunDir
 
 PAD_ID = 0
@@ -24,30 +29,44 @@ BOS_ID = 2
 EOS_ID = 3
 
 
-def train_sentencepiece(sentences: Iterable[str], cfg: SubwordConfig, sample: int = 0) -> bytes:
+def train_sentencepiece(
+    sentences: Iterable[str],
+    cfg: SubwordConfig,
+    sample: int = 0,
+    user_symbols: Sequence[str] = (),
+) -> bytes:
     """Train one SentencePiece model on ``sentences`` (streamed, never all held here) and return
     its serialised proto.
 
     Args:
         sample: train on this many sentences drawn at random (SentencePiece's own reservoir
             sampling) when there are more; 0 = on all of them.
+        user_symbols: pieces of their own, never split (e.g. target-language tags).
     """
     model = io.BytesIO()
     spm.set_random_generator_seed(1)  # the same corpus gives the same vocabulary
     try:
-        _train(sentences, cfg, model, sample)
+        _train(sentences, cfg, model, sample, user_symbols)
     except RuntimeError as err:  # e.g. a vocabulary smaller than the corpus's characters
         reason = str(err).split("] ", 1)[-1]
         raise ValueError(f"SentencePiece could not train with {cfg}: {reason}") from err
     return model.getvalue()
 
 
-def _train(sentences: Iterable[str], cfg: SubwordConfig, model: io.BytesIO, sample: int) -> None:
-    # Given only when it samples: the settings are recorded in the model, so a model trained
-    # on all sentences stays byte for byte the one trained before sampling existed.
-    sampling: dict[str, Any] = (
-        {"input_sentence_size": sample, "shuffle_input_sentence": True} if sample else {}
-    )
+def _train(
+    sentences: Iterable[str],
+    cfg: SubwordConfig,
+    model: io.BytesIO,
+    sample: int,
+    user_symbols: Sequence[str],
+) -> None:
+    # Given only when used: the settings are recorded in the model, so a model trained on all
+    # sentences without symbols stays byte for byte the one trained before these existed.
+    extra: dict[str, Any] = {}
+    if sample:
+        extra.update(input_sentence_size=sample, shuffle_input_sentence=True)
+    if user_symbols:
+        extra.update(user_defined_symbols=list(user_symbols))
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(sentences),
         model_writer=model,
@@ -63,8 +82,26 @@ def _train(sentences: Iterable[str], cfg: SubwordConfig, model: io.BytesIO, samp
         normalization_rule_name="identity",  # corpus.normalize already applied NFC
         minloglevel=2,
         num_threads=1,
-        **sampling,
+        **extra,
     )
+
+
+def encode_tagged(
+    processor: spm.SentencePieceProcessor,
+    sentences: Sequence[str],
+    encode: Callable[[list[str]], list[list[int]]] | None = None,
+) -> list[list[int]]:
+    """``encode`` of each sentence (by default ``processor``'s plain encoding), a leading tag
+    that ``processor`` knows as its own id first: encoded in the text, it would cost a "▁"
+    piece before it and change the next word's."""
+    encode = encode or (lambda texts: processor.encode(texts, out_type=int))
+    tag_ids, rests = [], []
+    for sentence in sentences:
+        tag, rest = split_tag(sentence)
+        known = bool(tag) and processor.piece_to_id(tag) != UNK_ID
+        tag_ids.append([processor.piece_to_id(tag)] if known else [])
+        rests.append(rest if known else sentence)
+    return [tag + list(ids) for tag, ids in zip(tag_ids, encode(rests), strict=True)]
 
 
 def _load(proto: bytes, source: str = "the SentencePiece model") -> spm.SentencePieceProcessor:
@@ -126,6 +163,13 @@ class Tokenizer:
             digest.update(self.tgt_proto)
         return digest.hexdigest()
 
+    @classmethod
+    def train_joint(
+        cls, sentences: Iterable[str], cfg: SubwordConfig, user_symbols: Sequence[str]
+    ) -> Tokenizer:
+        """One vocabulary of ``sentences`` (every language's) with ``user_symbols`` as pieces."""
+        return cls(train_sentencepiece(sentences, cfg, user_symbols=user_symbols))
+
     @property
     def src_vocab_size(self) -> int:
         return int(self.src.get_piece_size())
@@ -135,7 +179,11 @@ class Tokenizer:
         return int(self.tgt.get_piece_size())
 
     def encode_src(self, sentences: Sequence[str]) -> list[list[int]]:
-        return [list(ids) for ids in self.src.encode(list(sentences), out_type=int)]
+        return encode_tagged(self.src, sentences)
+
+    def knows_piece(self, piece: str) -> bool:
+        """Whether the source vocabulary holds ``piece`` (a tag, say) as one piece."""
+        return bool(self.src.piece_to_id(piece) != UNK_ID)
 
     def encode_tgt(self, sentences: Sequence[str]) -> list[list[int]]:
         return [list(ids) for ids in self.tgt.encode(list(sentences), out_type=int)]
@@ -152,21 +200,20 @@ class Tokenizer:
         The same ``seed`` gives the same segmentations (one thread; SentencePiece's generator).
         """
         spm.set_random_generator_seed(seed)
-        src, tgt = (
-            processor.encode(
-                list(sentences),
+
+        def sample(processor: spm.SentencePieceProcessor) -> Callable[[list[str]], list[list[int]]]:
+            return lambda texts: processor.encode(
+                texts,
                 out_type=int,
                 enable_sampling=True,
                 alpha=alpha,
                 nbest_size=nbest_size,
                 num_threads=1,
             )
-            for processor, sentences in (
-                (self.src, [s for s, _ in pairs]),
-                (self.tgt, [t for _, t in pairs]),
-            )
-        )
-        return [list(ids) for ids in src], [list(ids) for ids in tgt]
+
+        src = encode_tagged(self.src, [s for s, _ in pairs], sample(self.src))
+        tgt = sample(self.tgt)([t for _, t in pairs])
+        return src, [list(ids) for ids in tgt]
 
     def decode_tgt(self, ids: Sequence[int]) -> str:
         """Detokenised text; special ids are dropped."""

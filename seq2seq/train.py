@@ -25,6 +25,7 @@ from seq2seq.data import Batch, ParallelDataset
 from seq2seq.distributed import all_reduce_sum, broadcast_float
 from seq2seq.metrics import score_corpus
 from seq2seq.model import Seq2Seq
+from seq2seq.multilingual import validation_bleu
 from seq2seq.objective import label_smoothed_loss, teacher_forced_loss
 from seq2seq.plots import plot_learning_curves
 from seq2seq.progress import ProgressReporter
@@ -57,11 +58,15 @@ class Validatable(Protocol):
     def valid_refs(self) -> list[str]: ...
     @property
     def device(self) -> torch.device: ...
+    @property
+    def valid_directions(self) -> list[str]: ...  # per validation pair; [] if bilingual
 
 
 @torch.no_grad()
 def validate(session: Validatable) -> dict[str, float]:
-    """Teacher-forced loss/perplexity and greedy (or beam) BLEU on the validation set."""
+    """Teacher-forced loss/perplexity and greedy (or beam) BLEU on the validation set; for a
+    multilingual run, BLEU per direction (``valid_bleu_de-fr``) and their mean as
+    ``valid_bleu``."""
     model, tc = session.model, session.cfg.train
     model.eval()
     loss = teacher_forced_loss(model, session.valid_data, tc.max_tokens, session.device)
@@ -69,9 +74,13 @@ def validate(session: Validatable) -> dict[str, float]:
     decode_cfg = DecodeConfig(beam_size=tc.valid_beam, nbest=1)
     hyps = decode_corpus(model, session.valid_data.src[:limit], decode_cfg, session.device)
     texts = [session.tokenizer.decode_tgt(h[0].token_ids) for h in hyps]
-    bleu = score_corpus(texts, session.valid_refs[:limit], n_bootstrap=0)["bleu"].score
+    refs = session.valid_refs[:limit]
+    if session.valid_directions:
+        bleu = validation_bleu(texts, refs, session.valid_directions[:limit])
+    else:
+        bleu = {"valid_bleu": score_corpus(texts, refs, n_bootstrap=0)["bleu"].score}
     model.train()
-    return {"valid_loss": loss, "valid_ppl": math.exp(min(loss, 50.0)), "valid_bleu": bleu}
+    return {"valid_loss": loss, "valid_ppl": math.exp(min(loss, 50.0)), **bleu}
 
 
 def train_step(learner: Learner, batch: Batch, scaler: Any) -> tuple[float, int, float]:

@@ -45,6 +45,7 @@ class RunData:
     train: TokenDataset  # its ids on disk, its lengths in memory
     valid: ParallelDataset
     valid_refs: list[str]
+    valid_directions: list[str]  # each validation pair's (de-fr); [] for a bilingual run
 
 
 def with_prepared_settings(cfg: RunConfig) -> RunConfig:
@@ -110,7 +111,8 @@ def load_run_data(cfg: RunConfig, run_dir: Path, ranks: Distributed, resume: boo
     if ranks.enabled:
         dist.barrier()
     valid = prepared.dataset("valid")
-    count = min(cfg.data.max_valid_pairs or len(valid), len(valid))
+    directions = prepared.directions("valid")  # multilingual: cut per direction when prepared
+    count = len(valid) if directions else min(cfg.data.max_valid_pairs or len(valid), len(valid))
     refs = [tgt for _, tgt in itertools.islice(prepared.text_pairs("valid"), count)]
     return RunData(
         prepared=prepared,
@@ -118,6 +120,7 @@ def load_run_data(cfg: RunConfig, run_dir: Path, ranks: Distributed, resume: boo
         train=prepared.dataset("train"),
         valid=ParallelDataset(valid.src.to_lists(count), valid.tgt.to_lists(count)),
         valid_refs=refs,
+        valid_directions=directions,
     )
 
 

@@ -3,6 +3,7 @@ the CLI and the demo."""
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 from collections.abc import Sequence
@@ -17,8 +18,11 @@ from seq2seq import checkpoint
 from seq2seq.config import DecodeConfig, RunConfig
 from seq2seq.corpus import normalize
 from seq2seq.data import ParallelDataset
+from seq2seq.directions import Direction, choose_direction, tag_source
 from seq2seq.ensemble import Ensemble
+from seq2seq.language_check import target_language_warning
 from seq2seq.model import Seq2Seq
+from seq2seq.multilingual import run_directions
 from seq2seq.objective import teacher_forced_loss
 from seq2seq.rundir import RunDir, RunInfo
 from seq2seq.search import decode_corpus
@@ -39,6 +43,7 @@ class Translation:
     attention: np.ndarray | None  # (len(output_pieces), len(source_pieces)); with_attention only
     score: float = 0.0
     error: str = ""  # why it was not translated (translate(..., skip_invalid=True) only)
+    warning: str = ""  # the input looks like the target language (translate(check_source=True))
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,7 @@ class RunFacts:
     training: RunInfo  # what training recorded about the run (an ensemble's first member)
     device: str  # where the model runs now (not where it trained: training.device)
     members: tuple[Path, ...] = ()  # the run directories decoded together: several = an ensemble
+    directions: tuple[Direction, ...] = ()  # every direction it was trained on (one if bilingual)
 
 
 DEVICES = "auto, cpu, cuda or cuda:N"
@@ -107,7 +113,12 @@ def source_text(sentence: str) -> str:
 
 
 class Translator:
-    """A model (or an `Ensemble` of several), its tokenizer and its decoding defaults."""
+    """A model (or an `Ensemble` of several), its tokenizer and its decoding defaults.
+
+    A multilingual model translates into any target language it was trained on
+    (``translate(..., target_lang="fr")``, or a `toward` view); by default into its first
+    direction's target (`language_pair`).
+    """
 
     def __init__(
         self,
@@ -124,6 +135,8 @@ class Translator:
         self.info = info or {}
         self.run_dir = run_dir
         self.members = tuple(members)  # the run directories loaded; several for an ensemble
+        self.directions = run_directions(cfg.data)  # what it was trained on
+        self.direction = self.directions[0]  # what it translates unless told (`toward`)
         self.device = next(model.parameters()).device
         # whether the model runs with dynamic int8 weights (`quantize_dynamic_int8`)
         self.quantized = any(
@@ -180,7 +193,34 @@ class Translator:
 
     @property
     def language_pair(self) -> tuple[str, str]:
-        return self.cfg.data.src_lang, self.cfg.data.tgt_lang
+        """The (source, target) it translates unless told otherwise."""
+        return self.direction.src, self.direction.tgt
+
+    @property
+    def multilingual(self) -> bool:
+        """Whether the model reads a target-language tag (`directions`)."""
+        return self.cfg.data.multilingual
+
+    @property
+    def target_languages(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(d.tgt for d in self.directions))
+
+    def toward(self, target_lang: str, source_lang: str | None = None) -> Translator:
+        """This translator (sharing its model) translating into ``target_lang``, from
+        ``source_lang`` if given: a direction it was trained on.
+
+        Raises:
+            ValueError: a direction it was not trained on; the message lists its directions.
+        """
+        view = copy.copy(self)
+        view.direction = choose_direction(self.directions, target_lang, source_lang)
+        return view
+
+    def _tagged(self, text: str) -> str:
+        """What the model reads: a multilingual model's source asks for its target language."""
+        if not self.multilingual or not text:
+            return text
+        return tag_source(text, self.direction.tgt)
 
     def encode_one(self, index: int, sentence: object) -> list[int]:
         """Source ids of one sentence ([] if blank); ValueError naming what is wrong with it."""
@@ -195,7 +235,7 @@ class Translator:
             return [], f"is {type(sentence).__name__}, not a string"
         if len(sentence) > MAX_INPUT_CHARS:
             return [], f"has {len(sentence)} characters; the limit is {MAX_INPUT_CHARS}"
-        ids = self.tokenizer.encode_src([source_text(sentence)])[0]
+        ids = self.tokenizer.encode_src([self._tagged(source_text(sentence))])[0]
         if len(ids) > MAX_INPUT_TOKENS:
             return [], f"has {len(ids)} subword tokens; the limit is {MAX_INPUT_TOKENS}"
         return ids, ""
@@ -238,6 +278,9 @@ class Translator:
         with_attention: bool = False,
         skip_invalid: bool = False,
         decode: DecodeConfig | None = None,
+        target_lang: str | None = None,
+        source_lang: str | None = None,
+        check_source: bool = False,
     ) -> list[Translation]:
         """Translate sentences in order; an empty line gives an empty translation.
 
@@ -245,9 +288,20 @@ class Translator:
         hypothesis per sentence; ``beam_size`` (beam search, greedy at 1), ``nbest`` and
         ``length_penalty`` change it where given.
 
+        ``target_lang`` (and ``source_lang``) choose one of a multilingual model's directions
+        (`toward`); a bilingual model needs neither. ``check_source`` sets each translation's
+        ``warning`` when its input looks like the target language (`language_check`).
+
         A sentence that cannot be translated (not a string, over a length limit) raises
-        ValueError, or with ``skip_invalid`` gives an empty translation whose ``error`` says why.
+        ValueError, or with ``skip_invalid`` gives an empty translation whose ``error`` says why;
+        so does a direction the model was not trained on (ValueError).
         """
+        if target_lang is not None or source_lang is not None:
+            view = self.toward(target_lang or self.direction.tgt, source_lang)
+            return view.translate(
+                sentences, beam_size, nbest, length_penalty, batch_size, with_attention,
+                skip_invalid, decode, check_source=check_source,
+            )  # fmt: skip
         base = decode if decode is not None else self.decode_config(nbest=1)
         decode_cfg = base.override(beam_size=beam_size, nbest=nbest, length_penalty=length_penalty)
         ids, errors = self.encode(sentences, skip_invalid)
@@ -267,6 +321,9 @@ class Translator:
                 attention=attention,
                 score=best.score,
             )
+        if check_source:
+            for sentence, result in zip(sentences, results, strict=True):
+                result.warning = target_language_warning(sentence, self.direction.tgt)
         return results
 
     @torch.no_grad()
@@ -274,7 +331,7 @@ class Translator:
         """Teacher-forced perplexity of the references (per target subword, EOS included)."""
         src_ids, _ = self.encode(sources)  # refuses what translate() refuses
         pairs = [
-            (source_text(s), normalize(r))
+            (self._tagged(source_text(s)), normalize(r))
             for s, r, ids in zip(sources, references, src_ids, strict=True)
             if ids
         ]
@@ -291,6 +348,7 @@ class Translator:
             training=RunInfo.from_dict(self.info),
             device=str(self.device),
             members=self.members,
+            directions=self.directions,
         )
 
     def describe(self) -> dict[str, Any]:
@@ -305,6 +363,8 @@ class Translator:
             "training": self.info,
             "device": facts.device,
         }
+        if self.multilingual:
+            described["directions"] = [str(d) for d in facts.directions]
         if len(facts.members) > 1:
             described["ensemble_members"] = [str(member) for member in facts.members]
         return described

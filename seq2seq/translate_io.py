@@ -9,7 +9,7 @@ import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from seq2seq import checkpoint
 from seq2seq.config import DecodeConfig
@@ -30,19 +30,25 @@ def translate_lines(
     source: str | Path | BinaryIO,
     decode: DecodeConfig,
     batch_size: int = 64,
+    check_source: bool = False,
 ) -> TranslatedLines:
     """Translate every line of a file (plain or gzip) or binary stream (stdin).
 
     A blank line gives an empty translation; so does a line that cannot be translated (not
     UTF-8, over a length limit), with a warning naming it. The output keeps one entry per line.
+    ``check_source`` also warns of each line that looks written in the target language.
     """
     lines, read_errors = read_text_lines(source)
-    results = translator.translate(lines, decode=decode, batch_size=batch_size, skip_invalid=True)
-    warnings = [
-        f"line {number} not translated: {read_error or result.error}"
-        for number, (result, read_error) in enumerate(zip(results, read_errors, strict=True), 1)
-        if read_error or result.error
-    ]
+    settings: dict[str, Any] = {"decode": decode, "batch_size": batch_size, "skip_invalid": True}
+    if check_source:  # asked only when wanted: off is the translator's default
+        settings["check_source"] = True
+    results = translator.translate(lines, **settings)
+    warnings = []
+    for number, (result, read_error) in enumerate(zip(results, read_errors, strict=True), 1):
+        if read_error or result.error:
+            warnings.append(f"line {number} not translated: {read_error or result.error}")
+        elif result.warning:
+            warnings.append(f"line {number}: {result.warning}")
     return TranslatedLines(results, warnings)
 
 

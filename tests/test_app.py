@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
@@ -48,8 +49,9 @@ def translators(trained_run: Path) -> dict[str, Any]:
     return app.load_translators(trained_run.parent)
 
 
-@pytest.fixture(scope="module")
-def server_url(translators: dict[str, Any]) -> Iterator[str]:
+@contextlib.contextmanager
+def served(translators: dict[str, Any]) -> Iterator[str]:
+    """The page over ``translators``, served on a free port of 127.0.0.1; its URL."""
     demo = app.build_demo(translators)
     port = free_port()
     try:
@@ -57,6 +59,12 @@ def server_url(translators: dict[str, Any]) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}/"
     finally:
         demo.close()
+
+
+@pytest.fixture(scope="module")
+def server_url(translators: dict[str, Any]) -> Iterator[str]:
+    with served(translators) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -587,3 +595,136 @@ def test_sample_mode_counts_samples_and_shows_the_sampling_controls(
     assert to_sample[count._id]["interactive"] is True and to_sample[controls._id]["visible"]
     back = fire(demo, mode, "change", "beam")
     assert back[count._id]["label"] == "Beam size" and back[controls._id]["visible"] is False
+
+
+# ---------------------------------------------------------------------------------------------
+# A page that serves a multilingual model
+
+MULTI = "tiny-multi"
+FRENCH = "Un homme en chemise bleue est debout sur une échelle."
+
+
+@pytest.fixture(scope="module")
+def multi_translators(trained_multilingual_run: Path, translators: dict[str, Any]) -> dict:
+    """The tiny multilingual run first, then the tiny German → English one."""
+    return {**app.load_translators(trained_multilingual_run.parent), **translators}
+
+
+@pytest.fixture(scope="module")
+def multi_client(multi_translators: dict[str, Any]) -> Iterator[Client]:
+    with served(multi_translators) as url:
+        yield Client(url, verbose=False)
+
+
+def test_a_multilingual_page_adds_source_and_target_to_the_api(
+    multi_client: Client, multi_translators: dict[str, Any]
+) -> None:
+    api = multi_client.view_api(print_info=False, return_format="dict")
+    params = [p["parameter_name"] for p in api["named_endpoints"]["/translate"]["parameters"]]
+    assert params == [
+        "text", "model_name", "mode_name", "beam_size", "length_penalty", "source_lang",
+        "target_lang",
+    ]  # fmt: skip
+    fr_cs = multi_client.predict(FRENCH, MULTI, "greedy", 1, 1.0, "fr", "cs", api_name="/translate")
+    expected = multi_translators[MULTI].translate([FRENCH], beam_size=1, target_lang="cs")
+    assert fr_cs[0] == expected[0].text
+    # A call written for a bilingual page still works: the languages take their defaults.
+    output, _, _ = multi_client.predict("Ein Hund.", MODEL, "beam", 2, 1.0, api_name="/translate")
+    assert output.strip()
+
+
+@pytest.mark.parametrize(
+    ("source_lang", "target_lang", "needle"),
+    [
+        ("fr", "it", "not trained to translate into 'it'"),
+        ("fr", "fr", "both 'fr'"),
+        ("xx", "all", "Unknown source language 'xx'"),
+        ("fr", None, "target_lang must be a language code"),
+    ],
+)
+def test_an_unknown_language_is_a_readable_error(
+    multi_client: Client, source_lang: Any, target_lang: Any, needle: str
+) -> None:
+    job = multi_client.submit(
+        FRENCH, MULTI, "greedy", 1, 1.0, source_lang, target_lang, api_name="/translate"
+    )
+    with pytest.raises(AppError, match=needle):
+        job.result(timeout=120)
+
+
+def test_all_languages_translates_into_every_other_language(
+    multi_translators: dict[str, Any],
+) -> None:
+    text = f"{FRENCH}\nDeux chiens."
+    result = app.translate_request(
+        multi_translators, text, MULTI, "greedy", 1, 1.0, None, "fr", "all"
+    )
+    assert list(result.by_language) == ["en", "de", "cs"]  # the model's order, never French
+    multi = multi_translators[MULTI]
+    for lang, name in (("en", "English"), ("de", "German"), ("cs", "Czech")):
+        expected = [
+            t.text for t in multi.translate(text.split("\n"), beam_size=1, target_lang=lang)
+        ]
+        assert result.by_language[lang] == "\n".join(expected)
+        assert [line for line in result.output.split("\n") if line.startswith(f"{name}: ")] == [
+            f"{name}: {line}" for line in expected
+        ]
+    assert {row[0] for row in result.table["data"]} == {1, 2}  # input lines, per language
+    assert len(result.table["data"]) == 6
+    assert "into 3 languages" in result.timing
+    assert result.attention is not None and result.attention["source_pieces"][0] == "<2en>"
+
+
+def test_a_bilingual_model_on_a_multilingual_page_ignores_the_languages(
+    multi_translators: dict[str, Any],
+) -> None:
+    alone = app.run_translation(multi_translators, "Ein Hund.", MODEL, "greedy", 1, 1.0)
+    asked = app.run_translation(
+        multi_translators, "Ein Hund.", MODEL, "greedy", 1, 1.0, None, "fr", "all"
+    )
+    assert asked[0] == alone[0] and "languages" not in asked[2]
+
+
+def test_choosing_a_model_or_direction_sets_the_dropdowns_and_boxes(
+    multi_translators: dict[str, Any],
+) -> None:
+    multi, bilingual = multi_translators[MULTI], multi_translators[MODEL]
+    examples, boxes = ["en", "de", "fr", "cs"], ["en", "de", "fr", "cs"]
+    pair, *rest = app.direction_updates(multi, "fr", "cs", examples, boxes)
+    shown_examples, rest = rest[:4], rest[4:]
+    source, target, all_row, output, *box_updates = rest
+    assert pair["value"] == "### French → Czech"
+    assert [u["visible"] for u in shown_examples] == [False, False, True, False]
+    assert (source["value"], target["value"]) == ("fr", "cs") and source["visible"]
+    assert [code for _, code in target["choices"]] == ["en", "de", "cs", app.ALL_TARGETS]
+    assert not all_row["visible"] and output["visible"]
+
+    *_, all_row, output, en, de, fr, cs = app.direction_updates(multi, "fr", "all", examples, boxes)
+    assert all_row["visible"] and not output["visible"]
+    assert [box["visible"] for box in (en, de, fr, cs)] == [True, True, False, True]
+
+    # A target the new source cannot reach falls back to that source's first target.
+    _, *rest = app.direction_updates(multi, "cs", "cs", examples, boxes)
+    assert rest[5]["value"] == "en"
+
+    pair, *rest = app.direction_updates(bilingual, "fr", "cs", examples, boxes)
+    assert pair["value"] == "### German → English"
+    assert [u["visible"] for u in rest[:4]] == [False, True, False, False]
+    assert not rest[4]["visible"] and not rest[5]["visible"] and not rest[6]["visible"]
+
+
+def test_a_multilingual_page_has_examples_in_every_source_language(
+    multi_translators: dict[str, Any],
+) -> None:
+    demo = app.build_demo(multi_translators)
+    labels = {b.label for b in demo.blocks.values() if isinstance(b, gr.Dataset)}
+    for name in ("English", "German", "French", "Czech"):
+        assert any(name in (label or "") for label in labels), labels
+
+
+def test_the_facts_table_lists_a_multilingual_models_directions(
+    multi_translators: dict[str, Any],
+) -> None:
+    rows = facts_rows(multi_translators[MULTI])
+    assert rows["Directions"] == "12 between English, German, French, Czech"
+    assert "Language pair" not in rows

@@ -7,6 +7,7 @@ $SEQ2SEQ_SCREENSHOT_DIR.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -81,7 +82,14 @@ def page_url(trained_run: Path) -> Iterator[str]:
     shipped = app.load_translators(REPO / "checkpoints")
     en_de = [name for name, t in shipped.items() if t.language_pair == ("en", "de")]
     assert en_de, "checkpoints/ has no English → German run"
-    demo = app.build_demo({**translators, en_de[0]: shipped[en_de[0]]})
+    with served({**translators, en_de[0]: shipped[en_de[0]]}) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def served(translators: dict[str, app.Translator]) -> Iterator[str]:
+    """The page over ``translators``, served on a free port of 127.0.0.1; its URL."""
+    demo = app.build_demo(translators)
     port = free_port()
     try:
         demo.launch(
@@ -112,10 +120,17 @@ def browser(chromium: Path) -> Iterator[Browser]:
 @pytest.fixture
 def page(browser: Browser, page_url: str) -> Iterator[Page]:
     """The demo, loaded and ready for input."""
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    with opened(browser, page_url, "#source textarea") as page:
+        yield page
+
+
+@contextlib.contextmanager
+def opened(browser: Browser, url: str, ready: str, height: int = 900) -> Iterator[Page]:
+    """A new page at ``url``, once the element ``ready`` (a CSS selector) is there."""
+    page = browser.new_page(viewport={"width": 1280, "height": height})
     try:
-        page.goto(page_url, timeout=60_000)
-        page.wait_for_selector("#source textarea", timeout=60_000)
+        page.goto(url, timeout=60_000)
+        page.wait_for_selector(ready, timeout=60_000)
         yield page
     finally:
         page.close()
@@ -242,3 +257,83 @@ def test_a_failed_request_clears_the_timing_line_and_the_heatmap(page: Page) -> 
         "() => document.querySelector('#timing').innerText.trim() === ''", timeout=30_000
     )
     page.wait_for_function(f"() => !({HEATMAP_DRAWN})()", timeout=30_000)
+
+
+# ---------------------------------------------------------------------------------------------
+# A multilingual model: any direction from the dropdowns, and every language side by side
+
+PAIR_SAYS = "text => document.querySelector('#pair').innerText.includes(text)"
+BOX_FILLED = """id => {
+    const box = document.querySelector(`#${id} textarea`);
+    return box !== null && box.value.trim().length > 0;
+}"""
+
+
+@pytest.fixture(scope="module")
+def multi_page_url(trained_multilingual_run: Path, trained_run: Path) -> Iterator[str]:
+    """The page over the tiny multilingual run (first) and the German → English one."""
+    translators = {
+        **app.load_translators(trained_multilingual_run.parent),
+        **app.load_translators(trained_run.parent),
+    }
+    with served(translators) as url:
+        yield url
+
+
+@pytest.fixture
+def multi_page(browser: Browser, multi_page_url: str) -> Iterator[Page]:
+    with opened(browser, multi_page_url, "#src-lang input", height=1000) as page:
+        yield page
+
+
+def choose(page: Page, dropdown: str, option: str) -> None:
+    """Pick ``option`` (the shown name) in the dropdown with elem_id ``dropdown``."""
+    page.click(f"#{dropdown} input")
+    page.locator(f"#{dropdown}").get_by_role("option", name=option, exact=True).click()
+
+
+def test_french_to_czech_in_the_browser(multi_page: Page, tmp_path: Path) -> None:
+    page = multi_page
+    page.wait_for_function(PAIR_SAYS, arg="English → German", timeout=30_000)
+    choose(page, "src-lang", "French")
+    page.wait_for_function(PAIR_SAYS, arg="French →", timeout=30_000)
+    # French examples now, and French is no longer a target.
+    page.get_by_text(app.read_examples("fr")[0][:30]).first.wait_for(state="visible")
+    page.click("#tgt-lang input")
+    czech = page.locator("#tgt-lang").get_by_role("option", name="Czech", exact=True)
+    czech.wait_for(state="visible")
+    options = page.locator("#tgt-lang").get_by_role("option").all_inner_texts()
+    targets = [text.strip() for text in options]
+    assert "French" not in targets and "Czech" in targets, targets
+    czech.click()
+    page.wait_for_function(PAIR_SAYS, arg="French → Czech", timeout=30_000)
+
+    translate_and_wait(page, "Un homme fait du vélo dans la rue.")
+    page.wait_for_function(HEATMAP_DRAWN, timeout=60_000)
+    assert page.input_value("#output textarea").strip()
+    assert not page.is_visible("#all-languages")
+    save_screenshot(page, tmp_path, "demo_fr_cs.png")
+
+    choose(page, "model", "tiny-de-en")  # a bilingual model: no language dropdowns
+    page.wait_for_function(PAIR_SAYS, arg="German → English", timeout=30_000)
+    page.locator("#src-lang").wait_for(state="hidden", timeout=30_000)
+
+
+def test_all_languages_side_by_side_in_the_browser(multi_page: Page, tmp_path: Path) -> None:
+    page = multi_page
+    choose(page, "src-lang", "French")
+    page.wait_for_function(PAIR_SAYS, arg="French →", timeout=30_000)
+    choose(page, "tgt-lang", "All other languages")
+    page.wait_for_function(PAIR_SAYS, arg="French → all other languages", timeout=30_000)
+    page.locator("#all-languages").wait_for(state="visible", timeout=30_000)
+    assert not page.is_visible("#output")
+
+    translate_and_wait(page, "Un homme fait du vélo dans la rue.")
+    assert "into 3 languages" in page.inner_text("#timing")
+    for lang in ("en", "de", "cs"):
+        page.wait_for_function(BOX_FILLED, arg=f"output-{lang}", timeout=60_000)
+    assert not page.is_visible("#output-fr")
+    labels = page.inner_text("#all-languages")
+    assert all(name in labels for name in ("English", "German", "Czech")), labels
+    page.wait_for_function(HEATMAP_DRAWN, timeout=60_000)  # the first language's attention
+    save_screenshot(page, tmp_path, "demo_all_languages.png")
