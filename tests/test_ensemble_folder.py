@@ -85,7 +85,7 @@ def test_ship_of_an_ensemble_tunes_it_as_one_and_ships_every_member(
     members = ensemble_folder.assemble_ensemble(folder, two_runs)
     fp32 = {m.name: checkpoint.read_weights(RunDir(m).weights) for m in members}
 
-    def scripted_bleu(translator, sources, refs, beam, length_penalty):
+    def scripted_bleu(translator, sets, beam, length_penalty):
         # The ensemble scores 2 above either member alone, and peaks at length penalty 1.4.
         bonus = 2.0 if len(translator.facts().members) == 2 else 0.0
         return 30.0 - (length_penalty - 1.4) ** 2 + bonus + (0.5 if beam == 2 else 0.0)
