@@ -121,6 +121,32 @@ def bootstrap_interval(
     return interval
 
 
+def paired_gain(
+    hyps: Sequence[str],
+    baseline_hyps: Sequence[str],
+    refs: Sequence[str],
+    n: int,
+    seed: int = BOOTSTRAP_SEED,
+) -> Interval:
+    """BLEU(hyps) - BLEU(baseline_hyps) and its 95% paired-bootstrap interval: both systems
+    resampled with the same sentences (Koehn 2004)."""
+    check_parallel(hyps, refs)
+    check_parallel(baseline_hyps, refs)
+    metric = _corpus_metrics()["bleu"]
+    system = sentence_statistics(metric, hyps, refs)
+    baseline = sentence_statistics(metric, baseline_hyps, refs)
+
+    def gain(groups: list[np.ndarray]) -> float:
+        rows = groups[0]
+        return score_from_statistics(metric, system[rows].sum(0)) - score_from_statistics(
+            metric, baseline[rows].sum(0)
+        )
+
+    interval = bootstrap(gain, [np.arange(len(system))], n, seed)
+    assert interval is not None  # check_parallel: there are sentences
+    return interval
+
+
 def _score_with(
     metric: Metric, hyps: Sequence[str], refs: Sequence[str], n_bootstrap: int, name: str = ""
 ) -> MetricScore:

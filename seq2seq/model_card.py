@@ -7,7 +7,6 @@ shipping, and nothing is written from memory.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -74,33 +73,6 @@ def with_interval(score: dict[str, Any]) -> str:
     return f"{score['score']:.2f} [{score['ci_low']:.1f}, {score['ci_high']:.1f}]"
 
 
-def first_member(folder: Path) -> Path:
-    """The run whose config describes ``folder``: an ensemble's first member, or the run."""
-    return checkpoint.load_ensemble(folder)[0] if RunDir(folder).is_ensemble() else folder
-
-
-def bilingual_scores(run: RunDir) -> dict[tuple[str, str], tuple[str, float]]:
-    """(direction ``de-en``, test set) -> (folder, BLEU of its shipped decoding) of every
-    bilingual model shipped beside ``run`` (in the same parent folder)."""
-    found = {}
-    for record_file in sorted(run.root.parent.glob(f"*/{RunDir.SHIP_FILE}")):
-        folder = record_file.parent
-        if folder.resolve() == run.root.resolve():
-            continue
-        try:
-            cfg, _ = checkpoint.load_config(first_member(folder))
-            tests = json.loads(record_file.read_text(encoding="utf-8"))["tests"]
-        except (OSError, ValueError, KeyError):  # not a shipped model we can read: left out
-            continue
-        if cfg.data.multilingual:
-            continue
-        direction = f"{cfg.data.src_lang}-{cfg.data.tgt_lang}"
-        for split, systems in tests.items():
-            if systems:  # the shipped decoding is the last system scored
-                found[direction, split] = (folder.name, list(systems.values())[-1])
-    return found
-
-
 def directions_section(
     run: RunDir, record: ShipRecord, reports: dict[str, dict[str, Any]]
 ) -> list[str]:
@@ -109,16 +81,16 @@ def directions_section(
     to it."""
     if not reports:
         return scores_section(run, record, reports)
-    beside = bilingual_scores(run)
     lines = [
         "## Scores by direction (sacreBLEU, cased and detokenised; 95% bootstrap intervals)",
         "",
         f"Every direction decoded as shipped (beam {record.decoding.beam}, length penalty "
         f"{round(record.decoding.length_penalty, 4)}). Bilingual model: the model shipped "
-        "beside this one for that direction, on the same test set.",
+        "beside this one for that direction, on the same test set, and this model's gain over "
+        "it with its 95% paired-bootstrap interval (negative: the bilingual model is better).",
         "",
-        "| test set | direction | BLEU | chrF | BLEU tok+lc | bilingual model |",
-        "|---|---|---|---|---|---|",
+        "| test set | direction | BLEU | chrF | BLEU tok+lc | bilingual model | gain |",
+        "|---|---|---|---|---|---|---|",
     ]
     by_split: dict[str, list[float]] = {}
     signatures = {}
@@ -127,8 +99,13 @@ def directions_section(
         system = report["systems"][-1]
         scores = system["scores"]
         by_split.setdefault(split, []).append(scores["bleu"]["score"])
-        neighbour = beside.get((direction, split))
-        bilingual = f"{neighbour[1]:.2f} ({neighbour[0]})" if neighbour else ""
+        beside = record.bilingual.get(name)
+        bilingual = (
+            f"{beside.bleu:.2f} ({beside.model}) | {beside.gain:+.2f} "
+            f"[{beside.low:+.1f}, {beside.high:+.1f}]"
+            if beside
+            else " | "
+        )
         lines.append(
             f"| {split} | {language_pair_name(*direction.split('-'))} | "
             f"{with_interval(scores['bleu'])} | {with_interval(scores['chrf'])} | "

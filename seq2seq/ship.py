@@ -19,7 +19,10 @@ In this order, so that nothing is chosen on a test set:
 A multilingual run is shipped the same way, one decoding for all its directions: a decoding's
 validation score is the mean of the directions' BLEU (as training validates), and every
 direction is scored on every test set that has both its languages, into reports named
-``TEST_SET.SRC-TGT`` (as `seq2seq evaluate --src-lang SRC --to TGT` names them).
+``TEST_SET.SRC-TGT`` (as `seq2seq evaluate --src-lang SRC --to TGT` names them). A direction
+that a bilingual model shipped beside it (in the same parent folder) also translates is compared
+with that model's report on the same test set: its BLEU and the multilingual model's gain, with a
+paired-bootstrap interval.
 """
 
 from __future__ import annotations
@@ -44,13 +47,19 @@ from seq2seq.config import MAX_LENGTH_PENALTY, DataConfig, ShipConfig
 from seq2seq.corpus import load_split
 from seq2seq.directions import Direction, parse_direction, split_tag
 from seq2seq.download import MULTI30K_LANGS, DownloadError
-from seq2seq.evaluate import evaluate_translator
+from seq2seq.evaluate import evaluate_translator, read_hypotheses
 from seq2seq.machine import describe_machine
-from seq2seq.metrics import score_corpus
+from seq2seq.metrics import paired_gain, score_corpus
 from seq2seq.model_card import model_card
 from seq2seq.multilingual import direction_data, load_validation, run_directions
 from seq2seq.rundir import RunDir
-from seq2seq.ship_record import MemberRecord, PrecisionTrial, ShipRecord, Trial
+from seq2seq.ship_record import (
+    BilingualComparison,
+    MemberRecord,
+    PrecisionTrial,
+    ShipRecord,
+    Trial,
+)
 from seq2seq.snapshots import AveragingOutcome, last_averaging, last_snapshots
 from seq2seq.translate import Translator
 
@@ -230,12 +239,48 @@ def wanted_reports(data: DataConfig, options: ShipConfig) -> list[TestReport]:
     return wanted
 
 
+def bilingual_beside(run_dir: Path) -> dict[str, Path]:
+    """Direction (``de-en``) -> the bilingual model shipped beside ``run_dir`` (a folder with a
+    `RunDir.ship_record` in the same parent folder) that translates it."""
+    found: dict[str, Path] = {}
+    for record_file in sorted(run_dir.parent.glob(f"*/{RunDir.SHIP_FILE}")):
+        folder = record_file.parent
+        if folder.resolve() == run_dir.resolve():
+            continue
+        try:
+            cfg, _ = checkpoint.load_config(shipped_members(folder)[0])
+        except (OSError, ValueError):  # not a model that loads: nothing to compare with
+            continue
+        if not cfg.data.multilingual:
+            found.setdefault(f"{cfg.data.src_lang}-{cfg.data.tgt_lang}", folder)
+    return found
+
+
+def compare_with_bilingual(
+    folder: Path, split: str, hypotheses: list[str], references: list[str], n: int
+) -> BilingualComparison | None:
+    """``hypotheses`` against the bilingual model ``folder``'s shipped report on ``split``;
+    None when it has none of the same sentences."""
+    report = RunDir(folder).report(split)
+    if not (report.json.is_file() and report.hypotheses.is_file()):
+        return None
+    baseline = read_hypotheses(report.hypotheses)
+    if len(baseline) != len(references):  # another version of the test set
+        return None
+    gain = paired_gain(hypotheses, baseline, references, n)
+    systems = json.loads(report.json.read_text(encoding="utf-8"))["systems"]
+    bleu = float(systems[-1]["scores"]["bleu"]["score"])  # its shipped decoding
+    return BilingualComparison(folder.name, bleu, gain.value, gain.low, gain.high)
+
+
 def evaluate_tests(
     run_dir: Path, data: DataConfig, decoding: Trial, options: ShipConfig
-) -> dict[str, dict[str, Any]]:
-    """The test reports (`RunDir.report`) of every test set at hand, by report name."""
+) -> tuple[dict[str, dict[str, Any]], dict[str, BilingualComparison]]:
+    """The test reports (`RunDir.report`) of every test set at hand, by report name; and for
+    a multilingual run, its comparisons with the bilingual models beside it."""
     translator = Translator.from_run(run_dir, device="cpu")
-    reports = {}
+    beside = bilingual_beside(run_dir) if data.multilingual else {}
+    reports, comparisons = {}, {}
     for wanted in wanted_reports(data, options):
         try:
             pairs = load_split(direction_data(data, wanted.direction), wanted.split)
@@ -253,7 +298,16 @@ def evaluate_tests(
         )
         bleu = reports[wanted.name]["systems"][-1]["scores"]["bleu"]["score"]
         print(f"{wanted.name}: BLEU {bleu:.2f}")
-    return reports
+        bilingual = beside.get(str(wanted.direction))
+        if bilingual is not None:
+            hypotheses = read_hypotheses(RunDir(run_dir).report(wanted.name).hypotheses)
+            references = [tgt for _, tgt in pairs]
+            compared = compare_with_bilingual(
+                bilingual, wanted.split, hypotheses, references, options.n_bootstrap
+            )
+            if compared is not None:
+                comparisons[wanted.name] = compared
+    return reports, comparisons
 
 
 def bleu_by_test_set(reports: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -313,7 +367,7 @@ def ship(run_dir: Path, options: ShipConfig | None = None) -> ShipRecord:
                 alone = scorer(member)(chosen.beam, chosen.length_penalty)
                 print(f"member {member.name} alone: validation BLEU {alone:.2f}")
                 member_records.append(MemberRecord(member.name, averaging, alone))
-        reports = evaluate_tests(run_dir, data, chosen, options)
+        reports, comparisons = evaluate_tests(run_dir, data, chosen, options)
         record = ShipRecord(
             machine=describe_machine(torch.get_num_threads()),
             averaging=None if member_records else averagings[0],
@@ -325,6 +379,7 @@ def ship(run_dir: Path, options: ShipConfig | None = None) -> ShipRecord:
                 t.name for t in wanted_reports(data, options) if t.name not in reports
             ],
             members=member_records,
+            bilingual=comparisons,
         )
         run = RunDir(run_dir)
         checkpoint.write_text_atomically(run.ship_record, json.dumps(record.to_dict(), indent=2))

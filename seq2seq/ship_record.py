@@ -42,6 +42,19 @@ class MemberRecord:
     valid_bleu: float
 
 
+@dataclass(frozen=True)
+class BilingualComparison:
+    """A multilingual model's direction on a test set against the bilingual model shipped beside
+    it for that direction: its BLEU, and the multilingual model's gain over it with a 95%
+    paired-bootstrap interval (negative: the bilingual model is better)."""
+
+    model: str  # the bilingual model's folder name
+    bleu: float
+    gain: float
+    low: float
+    high: float
+
+
 def _averaging_to_dict(averaging: AveragingOutcome | None) -> dict[str, Any] | None:
     return {**dataclasses.asdict(averaging), "kept": averaging.kept} if averaging else None
 
@@ -63,6 +76,8 @@ class ShipRecord:
     tests: dict[str, dict[str, float]]  # test set -> system (greedy, beam-K) -> BLEU
     tests_not_at_hand: list[str]  # asked for, but neither cached nor reachable
     members: list[MemberRecord] = field(default_factory=list)  # an ensemble's, in its order
+    # A multilingual model's: report name (TEST_SET.SRC-TGT) -> the bilingual model beside it.
+    bilingual: dict[str, BilingualComparison] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -94,4 +109,8 @@ class ShipRecord:
                 MemberRecord(m["name"], _averaging_from_dict(m["averaging"]), m["valid_bleu"])
                 for m in raw.get("members", [])  # ship.json of a single run written before
             ],
+            bilingual={
+                name: BilingualComparison(**comparison)
+                for name, comparison in raw.get("bilingual", {}).items()
+            },
         )

@@ -14,6 +14,7 @@ from seq2seq.metrics import (
     bootstrap,
     bootstrap_interval,
     length_ratio,
+    paired_gain,
     paired_significance,
     score_corpus,
     score_from_statistics,
@@ -228,3 +229,19 @@ def test_significance_rejects_unknown_test_and_mismatch() -> None:
         paired_significance(REFS, REFS, REFS, test="t")
     with pytest.raises(ValueError, match="5 hypotheses but 6 references"):
         paired_significance(REFS, REFS, REFS[:5])
+
+
+def test_paired_gain_is_the_bleu_difference_with_a_paired_interval():
+    rng = random.Random(3)
+    words = "a dog runs on the green grass while two children watch it".split()
+    refs = [" ".join(rng.sample(words, 6)) for _ in range(200)]
+    good = [ref if i % 4 else ref.split(" ", 1)[1] for i, ref in enumerate(refs)]
+    bad = [" ".join(reversed(ref.split())) if i % 2 else ref for i, ref in enumerate(refs)]
+    gain = paired_gain(good, bad, refs, n=200)
+    difference = BLEU().corpus_score(good, [refs]).score - BLEU().corpus_score(bad, [refs]).score
+    assert gain.value == pytest.approx(difference)
+    assert 0 < gain.low <= gain.value <= gain.high  # clearly better: the interval excludes 0
+    same = paired_gain(good, good, refs, n=200)
+    assert (same.value, same.low, same.high) == (0.0, 0.0, 0.0)  # paired: no spread at all
+    swapped = paired_gain(bad, good, refs, n=200)
+    assert swapped.value == pytest.approx(-gain.value) and swapped.high < 0

@@ -235,6 +235,15 @@ def test_ship_tunes_on_every_direction_and_cards_each_one_beside_the_bilingual_m
     shipped_de_en = list(
         json.loads(RunDir(bilingual).ship_record.read_text())["tests"]["test_2016_flickr"].values()
     )[-1]
-    assert rows["German → English"].endswith(f"| {shipped_de_en:.2f} (tiny-de-en) |")
-    assert rows["French → Czech"].endswith("|  |")  # no bilingual model for it
+    compared = record.bilingual["test_2016_flickr.de-en"]
+    multi_de_en = list(record.tests["test_2016_flickr.de-en"].values())[-1]  # as shipped
+    assert (compared.model, compared.bleu) == ("tiny-de-en", shipped_de_en)
+    assert compared.gain == pytest.approx(multi_de_en - shipped_de_en)
+    assert compared.low <= compared.gain <= compared.high
+    assert rows["German → English"].endswith(
+        f"| {shipped_de_en:.2f} (tiny-de-en) | {compared.gain:+.2f} "
+        f"[{compared.low:+.1f}, {compared.high:+.1f}] |"
+    )
+    assert set(record.bilingual) == {"test_2016_flickr.de-en"}
+    assert rows["French → Czech"].endswith("|  |  |")  # no bilingual model for it
     assert "Beside published single RNNs" not in card
