@@ -66,11 +66,30 @@ def scores_section(
     return [*lines, "", f"Full reports: {links}.", ""]
 
 
+def minutes_text(minutes: float | None) -> str:
+    return "core-minutes not recorded" if minutes is None else f"{minutes:,.0f} core-minutes"
+
+
 def with_interval(score: dict[str, Any]) -> str:
     """``"38.13 [36.9, 39.4]"``: a report's score with its 95% interval, when it has one."""
     if score.get("ci_low") is None:
         return f"{score['score']:.2f}"
     return f"{score['score']:.2f} [{score['ci_low']:.1f}, {score['ci_high']:.1f}]"
+
+
+def training_core_minutes(folder: Path) -> float | None:
+    """The CPU-core minutes (or device minutes) that trained ``folder``'s weights: each run's
+    training time × threads × processes, summed over an ensemble's members; None when a run
+    did not record its time."""
+    runs = checkpoint.load_ensemble(folder) if RunDir(folder).is_ensemble() else [folder]
+    total = 0.0
+    for run in runs:
+        cfg, recorded = checkpoint.load_config(run)
+        info = RunInfo.from_dict(recorded)
+        if info.train_seconds is None:
+            return None
+        total += info.train_seconds / 60 * cfg.train.threads * (info.world_size or 1)
+    return total
 
 
 def directions_section(
@@ -86,8 +105,9 @@ def directions_section(
         "",
         f"Every direction decoded as shipped (beam {record.decoding.beam}, length penalty "
         f"{round(record.decoding.length_penalty, 4)}). Bilingual model: the model shipped "
-        "beside this one for that direction, on the same test set, and this model's gain over "
-        "it with its 95% paired-bootstrap interval (negative: the bilingual model is better).",
+        "beside this one for that direction, on the same test set, with the core-minutes that "
+        "trained it, and this model's gain over it with its 95% paired-bootstrap interval "
+        "(negative: the bilingual model is better).",
         "",
         "| test set | direction | BLEU | chrF | BLEU tok+lc | bilingual model | gain |",
         "|---|---|---|---|---|---|---|",
@@ -101,8 +121,8 @@ def directions_section(
         by_split.setdefault(split, []).append(scores["bleu"]["score"])
         beside = record.bilingual.get(name)
         bilingual = (
-            f"{beside.bleu:.2f} ({beside.model}) | {beside.gain:+.2f} "
-            f"[{beside.low:+.1f}, {beside.high:+.1f}]"
+            f"{beside.bleu:.2f} ({beside.model}, {minutes_text(beside.core_minutes)}) | "
+            f"{beside.gain:+.2f} [{beside.low:+.1f}, {beside.high:+.1f}]"
             if beside
             else " | "
         )
@@ -118,6 +138,10 @@ def directions_section(
         f"- Mean BLEU of the {len(bleus)} directions on {split}: {sum(bleus) / len(bleus):.2f}"
         for split, bleus in by_split.items()
     ]
+    lines.append(
+        f"- This model trained for {minutes_text(training_core_minutes(run.root))} for all its "
+        "directions together."
+    )
     lines += [f"- {k} signature: `{v}`" for k, v in signatures.items()]
     if record.tests_not_at_hand:
         lines.append(f"- Not scored here: {', '.join(record.tests_not_at_hand)}.")

@@ -50,7 +50,7 @@ from seq2seq.download import MULTI30K_LANGS, DownloadError
 from seq2seq.evaluate import evaluate_translator, read_hypotheses
 from seq2seq.machine import describe_machine
 from seq2seq.metrics import paired_gain, score_corpus
-from seq2seq.model_card import model_card
+from seq2seq.model_card import model_card, training_core_minutes
 from seq2seq.multilingual import direction_data, load_validation, run_directions
 from seq2seq.rundir import RunDir
 from seq2seq.ship_record import (
@@ -270,7 +270,8 @@ def compare_with_bilingual(
     gain = paired_gain(hypotheses, baseline, references, n)
     systems = json.loads(report.json.read_text(encoding="utf-8"))["systems"]
     bleu = float(systems[-1]["scores"]["bleu"]["score"])  # its shipped decoding
-    return BilingualComparison(folder.name, bleu, gain.value, gain.low, gain.high)
+    minutes = training_core_minutes(folder)
+    return BilingualComparison(folder.name, bleu, gain.value, gain.low, gain.high, minutes)
 
 
 def evaluate_tests(

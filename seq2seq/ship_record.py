@@ -53,6 +53,7 @@ class BilingualComparison:
     gain: float
     low: float
     high: float
+    core_minutes: float | None  # what trained the bilingual model (`training_core_minutes`)
 
 
 def _averaging_to_dict(averaging: AveragingOutcome | None) -> dict[str, Any] | None:

@@ -240,9 +240,11 @@ def test_ship_tunes_on_every_direction_and_cards_each_one_beside_the_bilingual_m
     assert (compared.model, compared.bleu) == ("tiny-de-en", shipped_de_en)
     assert compared.gain == pytest.approx(multi_de_en - shipped_de_en)
     assert compared.low <= compared.gain <= compared.high
+    info = json.loads(RunDir(bilingual).config.read_text(encoding="utf-8"))["info"]
+    assert compared.core_minutes == pytest.approx(info["train_seconds"] / 60)  # one thread
     assert rows["German → English"].endswith(
-        f"| {shipped_de_en:.2f} (tiny-de-en) | {compared.gain:+.2f} "
-        f"[{compared.low:+.1f}, {compared.high:+.1f}] |"
+        f"| {shipped_de_en:.2f} (tiny-de-en, {compared.core_minutes:,.0f} core-minutes) | "
+        f"{compared.gain:+.2f} [{compared.low:+.1f}, {compared.high:+.1f}] |"
     )
     assert set(record.bilingual) == {"test_2016_flickr.de-en"}
     assert rows["French → Czech"].endswith("|  |  |")  # no bilingual model for it
