@@ -158,7 +158,16 @@ def cmd_prepare(args: argparse.Namespace) -> None:
         }
         print(f"train on it with --data.prepared {prepared.root}, or with these data settings")
     rest = [split for split in splits if split not in counted]
-    print(f"counts saved to {prepare_corpus(cfg.data, cfg.clean, rest, counted=counted)}")
+    if not cfg.data.multilingual:
+        print(f"counts saved to {prepare_corpus(cfg.data, cfg.clean, rest, counted=counted)}")
+        return
+    from seq2seq.multilingual import direction_data, fill_direction, run_directions
+
+    print(f"counts saved to {prepare_corpus(cfg.data, cfg.clean, [], counted=counted)}")
+    for direction in run_directions(cfg.data) if rest else ():  # other splits, by direction
+        named = [fill_direction(split, direction) for split in rest]  # files: test.{src},...
+        saved = prepare_corpus(direction_data(cfg.data, direction), cfg.clean, named)
+        print(f"{direction}: counts saved to {saved}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:

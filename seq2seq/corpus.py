@@ -350,8 +350,10 @@ def load_splits(data: DataConfig, clean: CleanConfig) -> tuple[list[Pair], list[
 
 
 def counts_path(data: DataConfig) -> Path:
-    """Where `prepare_corpus` saves its counts: ``DATA_DIR/CORPUS-SRC-TGT.clean.json``."""
-    return Path(data.data_dir) / f"{data.corpus}-{data.src_lang}-{data.tgt_lang}.clean.json"
+    """Where `prepare_corpus` saves its counts: ``DATA_DIR/CORPUS-SRC-TGT.clean.json``
+    (``CORPUS-multi`` for a multilingual run's directions together)."""
+    languages = "multi" if data.multilingual else f"{data.src_lang}-{data.tgt_lang}"
+    return Path(data.data_dir) / f"{data.corpus}-{languages}.clean.json"
 
 
 def prepare_corpus(

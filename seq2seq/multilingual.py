@@ -66,17 +66,19 @@ def direction_data(data: DataConfig, direction: Direction) -> DataConfig:
     """The bilingual settings that read one direction of a multilingual run: its languages, and
     its files with ``{src}`` and ``{tgt}`` filled in."""
 
-    def fill(spec: str) -> str:
-        return spec.replace("{src}", direction.src).replace("{tgt}", direction.tgt)
-
     return dataclasses.replace(
         data,
         src_lang=direction.src,
         tgt_lang=direction.tgt,
-        train=fill(data.train),
-        valid=fill(data.valid),
+        train=fill_direction(data.train, direction),
+        valid=fill_direction(data.valid, direction),
         directions="",
     )
+
+
+def fill_direction(spec: str, direction: Direction) -> str:
+    """A file spec with ``{src}`` and ``{tgt}`` replaced by the direction's languages."""
+    return spec.replace("{src}", direction.src).replace("{tgt}", direction.tgt)
 
 
 def load_training_corpus(data: DataConfig, clean: CleanConfig, seed: int) -> TrainingCorpus:

@@ -288,6 +288,30 @@ def test_prepare_stores_tagged_directions_their_validation_labels_and_one_vocabu
     assert two.pairs("train") == 40 and len({prepared.root, one_each.root, two.root}) == 3
 
 
+def test_prepare_command_counts_the_directions_together_and_other_splits_by_direction(
+    three_way_files, tmp_path, capsys
+):
+    from seq2seq import cli
+
+    data = three_way_files
+    write_lines(tmp_path / "test.de", ["ein hund"])
+    write_lines(tmp_path / "test.en", ["a dog"])
+    write_lines(tmp_path / "test.fr", ["un chien"])
+    cli.main([
+        "prepare", "--data.corpus", "files", "--data.directions", data.directions,
+        "--data.train", data.train, "--data.valid", data.valid, "--data.data_dir",
+        str(tmp_path / "cache"), "--subword.vocab_size", "320", "--workers", "1",
+        "--splits", "train", "val", f"{tmp_path / 'test.{src}'},{tmp_path / 'test.{tgt}'}",
+    ])  # fmt: skip
+    saved = json.loads((tmp_path / "cache" / "files-multi.clean.json").read_text())
+    assert saved["train"]["kept"] == 60 and saved["val"] == {"total": 6}
+    for src, tgt in ("de", "en"), ("en", "fr"), ("fr", "de"):
+        counts = json.loads((tmp_path / "cache" / f"files-{src}-{tgt}.clean.json").read_text())
+        test_files = f"{tmp_path / f'test.{src}'},{tmp_path / f'test.{tgt}'}"
+        assert counts[test_files] == {"total": 1} and "train" not in counts
+    assert "en-fr: counts saved to" in capsys.readouterr().out
+
+
 @pytest.fixture
 def clean_cfg():
     from seq2seq.config import CleanConfig
