@@ -104,6 +104,11 @@ def save_ensemble(folder: Path, members: Sequence[Path]) -> None:
     write_text_atomically(RunDir(folder).ensemble, json.dumps(payload, indent=2) + "\n")
 
 
+def shipped_runs(folder: Path) -> list[Path]:
+    """The runs whose weights ``folder`` holds: an ensemble folder's members, or the run."""
+    return load_ensemble(folder) if RunDir(folder).is_ensemble() else [Path(folder)]
+
+
 def load_ensemble(folder: Path) -> list[Path]:
     """The member run directories that ``folder``'s ensemble.json lists, in its order.
 

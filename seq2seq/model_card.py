@@ -43,13 +43,8 @@ def scores_section(
     for split, report in reports.items():
         for system in report["systems"]:
             s = system["scores"]
-            ci = (
-                f" [{s['bleu']['ci_low']:.1f}, {s['bleu']['ci_high']:.1f}]"
-                if s["bleu"]["ci_low"] is not None
-                else ""
-            )
             lines.append(
-                f"| {split} | {system['name']} | {s['bleu']['score']:.2f}{ci} | "
+                f"| {split} | {system['name']} | {with_interval(s['bleu'])} | "
                 f"{s['chrf']['score']:.2f} | {s['ter']['score']:.2f} | "
                 f"{system['bleu_tok_lc']['score']:.2f} |"
             )
@@ -81,7 +76,7 @@ def training_core_minutes(folder: Path) -> float | None:
     """The CPU-core minutes (or device minutes) that trained ``folder``'s weights: each run's
     training time × threads × processes, summed over an ensemble's members; None when a run
     did not record its time."""
-    runs = checkpoint.load_ensemble(folder) if RunDir(folder).is_ensemble() else [folder]
+    runs = checkpoint.shipped_runs(folder)
     total = 0.0
     for run in runs:
         cfg, recorded = checkpoint.load_config(run)
@@ -345,7 +340,7 @@ def published_section(cfg: RunConfig, reports: dict[str, dict[str, Any]]) -> lis
 def model_card(run_dir: Path, record: ShipRecord, reports: dict[str, dict[str, Any]]) -> str:
     """The card's Markdown: of a run, or of an ensemble folder (`RunDir.is_ensemble`)."""
     folder = RunDir(run_dir)
-    member_dirs = checkpoint.load_ensemble(run_dir) if folder.is_ensemble() else [Path(run_dir)]
+    member_dirs = checkpoint.shipped_runs(run_dir)
     loaded = {path: checkpoint.load_config(path) for path in member_dirs}
     members = [(RunDir(path), cfg) for path, (cfg, _) in loaded.items()]
     info_of = {path: RunInfo.from_dict(recorded) for path, (_, recorded) in loaded.items()}

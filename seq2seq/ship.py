@@ -321,7 +321,7 @@ def bleu_by_test_set(reports: dict[str, dict[str, Any]]) -> dict[str, dict[str, 
 
 def shipped_members(folder: Path) -> list[Path]:
     """The runs whose weights ``folder`` ships: an ensemble folder's members, or the run."""
-    return checkpoint.load_ensemble(folder) if RunDir(folder).is_ensemble() else [folder]
+    return checkpoint.shipped_runs(folder)
 
 
 def save_decoding(members: Sequence[Path], chosen: Trial) -> None:
