@@ -77,7 +77,8 @@ def two_pair_demo() -> tuple[gr.Blocks, dict[str, str]]:
     """The page over the shipped German → English and English → German runs, German first;
     with the run names by source language."""
     shipped = app.load_translators(REPO / "checkpoints")
-    names = {t.language_pair: name for name, t in shipped.items()}
+    # The bilingual runs only: a multilingual run's first direction may also be de-en or en-de.
+    names = {t.language_pair: name for name, t in shipped.items() if not t.multilingual}
     missing_pairs = {("de", "en"), ("en", "de")} - set(names)
     assert not missing_pairs, f"checkpoints/ has no run for {missing_pairs}"
     de_en, en_de = names["de", "en"], names["en", "de"]

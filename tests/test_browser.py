@@ -80,7 +80,11 @@ def page_url(trained_run: Path) -> Iterator[str]:
     """The page over the trained German → English run and the shipped English → German one."""
     translators = app.load_translators(trained_run.parent)
     shipped = app.load_translators(REPO / "checkpoints")
-    en_de = [name for name, t in shipped.items() if t.language_pair == ("en", "de")]
+    en_de = [
+        name
+        for name, t in shipped.items()
+        if t.language_pair == ("en", "de") and not t.multilingual
+    ]
     assert en_de, "checkpoints/ has no English → German run"
     with served({**translators, en_de[0]: shipped[en_de[0]]}) as url:
         yield url
