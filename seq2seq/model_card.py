@@ -133,9 +133,12 @@ def directions_section(
         f"- Mean BLEU of the {len(bleus)} directions on {split}: {sum(bleus) / len(bleus):.2f}"
         for split, bleus in by_split.items()
     ]
+    minutes = training_core_minutes(run.root)
+    directions = len({name.rpartition(".")[2] for name in reports})
+    share = "" if minutes is None else f", {minutes / directions:,.0f} per direction scored"
     lines.append(
-        f"- This model trained for {minutes_text(training_core_minutes(run.root))} for all its "
-        "directions together."
+        f"- This model trained for {minutes_text(minutes)} for all its directions together"
+        f"{share}."
     )
     lines += [f"- {k} signature: `{v}`" for k, v in signatures.items()]
     if record.tests_not_at_hand:

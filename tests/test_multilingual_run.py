@@ -249,3 +249,9 @@ def test_ship_tunes_on_every_direction_and_cards_each_one_beside_the_bilingual_m
     assert set(record.bilingual) == {"test_2016_flickr.de-en"}
     assert rows["French → Czech"].endswith("|  |  |")  # no bilingual model for it
     assert "Beside published single RNNs" not in card
+    multi_info = json.loads(RunDir(multi).config.read_text(encoding="utf-8"))["info"]
+    minutes = multi_info["train_seconds"] / 60  # one thread
+    assert (
+        f"trained for {minutes:,.0f} core-minutes for all its directions together, "
+        f"{minutes / 12:,.0f} per direction scored." in card
+    )
