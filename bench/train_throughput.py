@@ -4,14 +4,15 @@ Each step is `seq2seq.train.train_step` (forward, label smoothing, backward, cli
 Multi30k batch cut by the run's TokenBatchSampler (max_tokens from its config), on a fresh model
 of the run's config. The baseline, measured in the same run, is the fastest of a few matrix
 multiplies of the model's own sizes; the model's FLOPs are counted analytically, so the table
-says what share of that peak training reaches. Variants: input feeding toggled, and the encoder
-without packed sequences.
+says what share of that peak training reaches. Variants: input feeding toggled, the encoder
+without packed sequences, and bfloat16 autocast (`train.cpu_bf16`) against bfloat16's own peak.
 
     python bench/train_throughput.py --threads 1 --repeats 3 --profile --write
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import types
 from dataclasses import dataclass
@@ -89,11 +90,14 @@ def dense_encoder_forward(
 @dataclass
 class Variant:
     name: str
-    changes: dict[str, object]
+    changes: dict[str, object]  # ModelConfig fields
     packed: bool = True
+    cpu_bf16: bool = False  # train.cpu_bf16: bfloat16 autocast (CPU rows only)
 
 
 def make_learner(td: common.TrainingData, device: torch.device, v: Variant) -> Learner:
+    train = dataclasses.replace(td.cfg.train, cpu_bf16=v.cpu_bf16)
+    td = dataclasses.replace(td, cfg=dataclasses.replace(td.cfg, train=train))
     learner = common.make_learner(td, device, **v.changes)
     if not v.packed:
         encoder = learner.model.encoder
@@ -171,16 +175,25 @@ def main(argv: list[str] | None = None) -> None:
             feeding = not m.input_feeding
             variants.append(Variant(f"input_feeding={feeding}", {"input_feeding": feeding}))
         variants.append(Variant("encoder without packing", {}, packed=False))
+        variants.append(Variant("bfloat16 autocast (train.cpu_bf16)", {}, cpu_bf16=True))
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     gemms: list[tuple[object, ...]] = []
     steps: list[tuple[object, ...]] = []
     for device in devices:
         amp = device.type == "cuda" and td.cfg.train.amp  # train_step autocasts to fp16 then
-        dtype = torch.float16 if amp else torch.float32
-        gemms += gemm_rows(m, dtype, device, bt, b, args.repeats)
-        peak = max(float(r[-1]) for r in gemms if r[0] == device.type)  # type: ignore[arg-type]
+        dtypes = [torch.float16 if amp else torch.float32]
+        if device.type == "cpu" and any(v.cpu_bf16 for v in variants):
+            dtypes.append(torch.bfloat16)
+        peaks = {}
+        for dtype in dtypes:
+            rows = gemm_rows(m, dtype, device, bt, b, args.repeats)
+            gemms += rows
+            peaks[dtype] = max(float(r[-1]) for r in rows)  # type: ignore[arg-type]
         base_speed = 0.0
         for variant in variants:
+            if variant.cpu_bf16 and device.type != "cpu":
+                continue  # a GPU autocasts to float16 with train.amp instead
+            peak = peaks[torch.bfloat16 if variant.cpu_bf16 else dtypes[0]]
             learner = make_learner(td, device, variant)
             run_steps(learner, td, warmup)
             run = functools.partial(run_steps, learner, td, batches)
@@ -207,7 +220,8 @@ def main(argv: list[str] | None = None) -> None:
         f"({tokens:,} target tokens; per batch, median {b} sentences and {bt} padded target "
         f"positions) after {len(warmup)} warm-up; median of {args.repeats} repeats.",
         "",
-        "Baseline: matrix-multiply speed at the model's sizes (the fastest is the peak).",
+        "Baseline: matrix-multiply speed at the model's sizes (the fastest of a dtype is the "
+        "peak of the variants that multiply in it).",
         "",
         common.table(["device", "GEMM", "dtype", "GFLOP/s"], gemms),
         "",

@@ -448,6 +448,12 @@ class TrainConfig:
     threads: int = setting(0, "torch's intra-op threads; 0 = torch's default")
     device: str = setting("auto", "auto (CUDA if available), cpu or cuda")
     amp: bool = setting(True, "mixed precision (float16) on a GPU; ignored on a CPU")
+    cpu_bf16: bool = setting(
+        False,
+        "bfloat16 autocast on a CPU: matrix products in bfloat16, weights, Adam and the loss in "
+        "float32; about 2x faster steps on a CPU with native bfloat16 (AVX512-BF16 or AMX), "
+        "slower on one without; ignored on a GPU",
+    )
     progress: Literal["auto", "bar", "log"] = setting(
         "auto", "a progress bar, log lines, or auto: a bar on a terminal, log lines otherwise"
     )

@@ -137,8 +137,7 @@ def directions_section(
     directions = len({name.rpartition(".")[2] for name in reports})
     share = "" if minutes is None else f", {minutes / directions:,.0f} per direction scored"
     lines.append(
-        f"- This model trained for {minutes_text(minutes)} for all its directions together"
-        f"{share}."
+        f"- This model trained for {minutes_text(minutes)} for all its directions together{share}."
     )
     lines += [f"- {k} signature: `{v}`" for k, v in signatures.items()]
     if record.tests_not_at_hand:

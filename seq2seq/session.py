@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+import warnings
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,16 @@ class Learner:
     def mixed_precision(self) -> bool:
         """fp16 autocast with loss scaling: on a GPU, when ``train.amp`` asks for it."""
         return self.cfg.train.amp and self.device.type == "cuda"
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        """The dtype training's forward pass autocasts to: float16 with `mixed_precision`,
+        bfloat16 on a CPU with ``train.cpu_bf16`` (no loss scaling needed), else None."""
+        if self.mixed_precision:
+            return torch.float16
+        if self.cfg.train.cpu_bf16 and self.device.type == "cpu":
+            return torch.bfloat16
+        return None
 
 
 @dataclass
@@ -213,6 +224,12 @@ def lock_for_training(
         raise checkpoint.RunLocked(error or f"{run_dir} is in use by another trainer")
 
 
+def native_cpu_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices natively (AVX512-BF16 or AMX tiles)."""
+    probes = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+
+
 def setup(
     cfg: RunConfig, resume: bool = False, resources: ExitStack | None = None
 ) -> TrainingSession:
@@ -222,6 +239,12 @@ def setup(
     if tc.threads:
         torch.set_num_threads(tc.threads)
     device = pick_device(tc, ranks)
+    if tc.cpu_bf16 and device.type == "cpu" and not native_cpu_bf16():
+        warnings.warn(
+            "train.cpu_bf16: this CPU has no native bfloat16 (AVX512-BF16 or AMX), so bfloat16 "
+            "steps are emulated and slower than float32",
+            stacklevel=2,
+        )
     run_dir = Path(tc.out_dir) / tc.name
     if resources is not None:
         lock_for_training(run_dir, ranks, device, resources)

@@ -93,9 +93,8 @@ def train_step(learner: Learner, batch: Batch, scaler: Any) -> tuple[float, int,
     """
     tc = learner.cfg.train
     learner.optimizer.zero_grad(set_to_none=True)
-    with torch.autocast(
-        device_type=learner.device.type, dtype=torch.float16, enabled=learner.mixed_precision
-    ):
+    dtype = learner.autocast_dtype
+    with torch.autocast(learner.device.type, dtype=dtype, enabled=dtype is not None):
         logits = learner.wrapped(batch.src_ids, batch.src_lengths, batch.tgt_in)
         loss_sum, tokens = label_smoothed_loss(logits, batch.tgt_out, tc.label_smoothing)
     all_tokens = all_reduce_sum(tokens, learner.dist, learner.device)

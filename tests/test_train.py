@@ -109,6 +109,56 @@ def test_tiny_model_learns_to_reverse(cell, model_changes):
     assert sequence_accuracy(model, reverse_task(200, 3, 8, seed=2)) >= 0.95
 
 
+def bf16_learner(cpu_bf16: bool) -> training.Learner:
+    """A GRU + Bahdanau learner of the reverse task, seeded, trained through `train_step`."""
+    torch.manual_seed(0)
+    model = ModelConfig(
+        embed_size=32,
+        hidden_size=64,
+        dropout=0.0,
+        src_vocab_size=4 + SYMBOLS,
+        tgt_vocab_size=4 + SYMBOLS,
+        share_embeddings=False,
+    )
+    train = TrainConfig(lr=5e-3, label_smoothing=0.0, max_tokens=800, cpu_bf16=cpu_bf16)
+    return build_learner(RunConfig(model=model, train=train), torch.device("cpu"))
+
+
+def test_cpu_bf16_multiplies_in_bfloat16_and_keeps_float32_weights():
+    batch = reverse_task(40, 3, 8, seed=3).collate(list(range(40)))
+    steps = {}
+    for cpu_bf16 in (False, True):
+        learner = bf16_learner(cpu_bf16)
+        logits_dtypes: list[torch.dtype] = []
+        learner.model.register_forward_hook(
+            lambda _m, _i, out, seen=logits_dtypes: seen.append(out.dtype)
+        )
+        scaler = build_grad_scaler(learner)
+        loss, _, _ = training.train_step(learner, batch, scaler)
+        assert not scaler.is_enabled()  # bfloat16 has float32's range: nothing to scale
+        weights = dict(learner.model.named_parameters())
+        assert {w.dtype for w in weights.values()} == {torch.float32}
+        assert {w.grad.dtype for w in weights.values()} == {torch.float32}
+        steps[cpu_bf16] = logits_dtypes, loss
+    assert steps[False][0] == [torch.float32] and steps[True][0] == [torch.bfloat16]
+    # The same step in 8-bit mantissas: close to float32's loss, not equal to it.
+    assert steps[True][1] == pytest.approx(steps[False][1], rel=2e-2)
+    assert steps[True][1] != steps[False][1]
+
+
+@pytest.mark.slow
+def test_a_model_trained_with_cpu_bf16_learns_to_reverse():
+    data = reverse_task(3000, 3, 8, seed=1)
+    learner = bf16_learner(cpu_bf16=True)
+    sampler = TokenBatchSampler(data.src_lengths, data.tgt_lengths, max_tokens=800, seed=0)
+    scaler = build_grad_scaler(learner)
+    batches = [b for epoch in range(40) for b in sampler.batches(epoch)][:400]
+    for indices in batches:
+        training.train_step(learner, data.collate(indices), scaler)
+    model = learner.model.eval()
+    assert sequence_accuracy(model, reverse_task(200, 3, 8, seed=2)) >= 0.95
+
+
 @pytest.mark.slow
 def test_attention_beats_the_fixed_vector_on_long_sequences():
     train_data, test_data = reverse_task(3000, 12, 20, seed=3), reverse_task(100, 16, 20, seed=4)
