@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from seq2seq.session import native_cpu_bf16
 from study.evaluation import collect, collect_seeds
 from study.grid import CELLS, DEFAULT_MIRROR, REPO, TEST_SET, Settings, load_pairs
 from study.long_data import long_test_set, write_long_corpus
@@ -101,6 +102,12 @@ def parse_command(argv: Sequence[str] | None = None) -> tuple[Settings, bool]:
     parser.add_argument("--plan", action="store_true", help="print the plan and stop")
     parser.add_argument("--jobs", type=int, default=2, help="models trained at once (default 2)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per model")
+    parser.add_argument(
+        "--cpu-bf16",
+        action=argparse.BooleanOptionalAction,
+        help="bfloat16 matrix products in training (train.cpu_bf16; default: on where the CPU "
+        "has native bfloat16, about twice the steps per second)",
+    )
     parser.add_argument("--mirror", default=DEFAULT_MIRROR, help="Multi30k folder or URL")
     parser.add_argument("--data-dir", default=str(REPO / "data"), help="Multi30k cache")
     parser.add_argument("--test-pairs", type=int, help="test sentences (default all 1000)")
@@ -116,6 +123,7 @@ def parse_command(argv: Sequence[str] | None = None) -> tuple[Settings, bool]:
         "jobs": args.jobs,
         "threads": args.threads,
         "long": args.long,
+        "cpu_bf16": native_cpu_bf16() if args.cpu_bf16 is None else args.cpu_bf16,
     }
     if args.budget_minutes is not None:
         values |= {"minutes": args.budget_minutes, "steps": 0}

@@ -114,6 +114,8 @@ class Settings:
     long: bool = False  # also train LONG_CELLS on Multi30k with joined pairs, seeds times each
     seeds: int = 1  # seeds of each long run: seed, seed + 1, ...
     long_steps: int = 1700  # per long run: the 21 long runs take about 3 hours (see the plan)
+    cpu_bf16: bool = False  # train.cpu_bf16: bfloat16 matrix products (python -m study's default
+    # where the CPU has them natively)
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.cells) - set(CELLS))
@@ -209,6 +211,7 @@ def run_config(run: Run, s: Settings) -> RunConfig:
             log_every=1,  # every step's time and gradient norm (see training_speed)
             valid_max_pairs=s.valid_bleu_pairs,
             threads=s.threads,
+            cpu_bf16=s.cpu_bf16,
             device="cpu",
             progress="log",
         ),

@@ -35,6 +35,9 @@ MINUTES_PER_1000_STEPS = {
 # Multi30k and one on joined pairs training side by side: x1.03 (rnn-none), x1.14
 # (gru-bahdanau); rounded up.
 LONG_SLOWDOWN = {"none": 1.1, "attention": 1.25}
+# A step with bfloat16 matrix products (Settings.cpu_bf16) takes this share of a float32 one:
+# gru-bahdanau-uni's training steps timed both ways, alternately, on the same 2-core AMD EPYC.
+BF16_STEP_TIME = 0.55
 # Evaluation after training (measured: 14 s and 28 s): greedy decoding of the test set and the
 # gradient profiles; for a run on joined pairs, the test set and the long test set.
 EVAL_MINUTES = {False: 1.0, True: 1.5}
@@ -60,6 +63,7 @@ def plan_run(run: Run, s: Settings) -> PlannedRun:
     if state != "finished" and cfg.train.max_steps:
         slowdown = LONG_SLOWDOWN["none" if run.cell.attention == "none" else "attention"]
         per_step = MINUTES_PER_1000_STEPS[run.cell.name] / 1000 * (slowdown if run.long else 1.0)
+        per_step *= BF16_STEP_TIME if s.cpu_bf16 else 1.0
         minutes += max(cfg.train.max_steps - done, 0) * per_step
     elif state != "finished":
         minutes += max(cfg.train.max_minutes - info.get("train_seconds", 0.0) / 60, 0.0)
@@ -90,7 +94,8 @@ def format_plan(plan: Sequence[PlannedRun], s: Settings) -> str:
     left = sum(1 for p in plan if p.state != "finished")
     lines = [
         f"Plan: {len(plan)} runs ({left} to train), {s.jobs} at a time with {s.threads} torch "
-        f"thread(s) each: about {total:.0f} minutes, in this order:",
+        f"thread(s) each{', bfloat16 products' if s.cpu_bf16 else ''}: about {total:.0f} "
+        "minutes, in this order:",
         f"{'#':>4}  {'run':<30} {'data':<16} {'seed':>4} {'steps':>11}  {'state':<11} {'min':>5}",
     ]
     for number, p in enumerate(plan, 1):

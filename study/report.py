@@ -52,7 +52,13 @@ def setup_lines(
         "tokens, Adam lr "
         f"{t.lr:g} halved when validation BLEU stalls, gradient clipping at {t.clip_norm:g}, label "
         f"smoothing {t.label_smoothing:g}, no early stopping. The weights with the best "
-        "validation BLEU (validated once per epoch and at the end) are evaluated.",
+        "validation BLEU (validated once per epoch and at the end) are evaluated. "
+        + (
+            "Training multiplies in bfloat16 (`train.cpu_bf16`: weights, Adam and the loss in "
+            "float32); validation, decoding and the gradient profiles run in float32."
+            if t.cpu_bf16
+            else "Training runs in float32."
+        ),
         f"- Decoding: **greedy** (beam 1). Scores: sacreBLEU, cased and detokenised, "
         f"`{first.evaluation['test']['bleu']['signature']}`; chrF "
         f"`{first.evaluation['test']['chrf']['signature']}`. Brackets: 95% percentile bootstrap "
@@ -77,7 +83,9 @@ def setup_lines(
 
 def _budget_flag(s: Settings) -> str:
     budget = f"--steps {s.steps}" if s.steps else f"--budget-minutes {s.minutes:g}"
-    return budget + (f" --long --seeds {s.seeds} --long-steps {s.long_steps}" if s.long else "")
+    precision = " --cpu-bf16" if s.cpu_bf16 else " --no-cpu-bf16"
+    long = f" --long --seeds {s.seeds} --long-steps {s.long_steps}" if s.long else ""
+    return budget + long + precision
 
 
 def _display(path: Path) -> str:

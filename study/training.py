@@ -36,7 +36,7 @@ def run_state(run_dir: Path, cfg: RunConfig) -> str:
     saved, info = checkpoint.load_config(run_dir)
     if _recipe(saved) != _recipe(cfg):
         raise ValueError(
-            f"{run_dir} holds a run with another model or data config; "
+            f"{run_dir} holds a run with another model, data or precision config; "
             "choose another --out or delete it"
         )
     if not info.get("stopped"):
@@ -46,11 +46,12 @@ def run_state(run_dir: Path, cfg: RunConfig) -> str:
 
 
 def _recipe(cfg: RunConfig) -> dict[str, Any]:
-    """What makes a run this run: data and model, less what training derives from the data."""
+    """What makes a run this run: data, model and precision, less what training derives from
+    the data."""
     model = dataclasses.asdict(cfg.model)
     for derived in ("src_vocab_size", "tgt_vocab_size", "share_embeddings"):
         del model[derived]
-    return {"data": cfg.data, "subword": cfg.subword, "model": model}
+    return {"data": cfg.data, "subword": cfg.subword, "model": model, "bf16": cfg.train.cpu_bf16}
 
 
 def train_run(run: Run, s: Settings) -> str:

@@ -16,6 +16,7 @@ from sacrebleu import BLEU, CHRF
 from seq2seq import checkpoint
 from seq2seq.config import RunConfig
 from seq2seq.metrics import bootstrap, sentence_statistics
+from seq2seq.session import native_cpu_bf16
 from study import claims, cli, evaluation, grid, seeds, training
 
 SECTIONS = (
@@ -139,6 +140,11 @@ def test_run_state_tells_the_cases_apart(tiny_study, tmp_path):
     other = grid.run_config(short_run("lstm-none", tiny_study), tiny_study)
     with pytest.raises(ValueError, match="another model"):
         training.run_state(run_dir, other)
+    # A float32 run is not resumed, extended or counted as finished in bfloat16.
+    bf16 = grid.run_config(run, dataclasses.replace(tiny_study, cpu_bf16=True))
+    assert bf16.train.cpu_bf16 and not cfg.train.cpu_bf16
+    with pytest.raises(ValueError, match="precision"):
+        training.run_state(run_dir, bf16)
 
 
 def test_test_set_scores_carry_intervals_and_signatures():
@@ -429,6 +435,9 @@ def test_command_line_budgets_and_quick_mode():
     assert (full.minutes, full.steps, full.out) == (12.5, 0, Path("somewhere"))
     assert full.report.name == "study.md" and full.report.parent.name == "docs"
     assert cli.parse_settings([]).steps == grid.Settings().steps > 0
+    assert cli.parse_settings([]).cpu_bf16 == native_cpu_bf16()  # on where the CPU has it
+    assert cli.parse_settings(["--cpu-bf16"]).cpu_bf16 is True
+    assert cli.parse_settings(["--no-cpu-bf16"]).cpu_bf16 is False
     with pytest.raises(SystemExit):
         cli.parse_settings(["--steps", "10", "--budget-minutes", "3"])
     with pytest.raises(SystemExit):

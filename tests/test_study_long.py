@@ -147,6 +147,15 @@ def test_plan_orders_the_runs_and_adds_up_the_minutes(tmp_path):
         in text
     )
     assert not (tmp_path / "out").exists()  # planning touches nothing
+    # bfloat16 steps take BF16_STEP_TIME of the time; evaluation takes as long.
+    bf16 = dataclasses.replace(s, cpu_bf16=True)
+    faster = plan.plan_study(bf16)
+    for p, q in zip(planned, faster, strict=True):
+        evaluation = plan.EVAL_MINUTES[p.run.long]
+        assert q.minutes - evaluation == pytest.approx(
+            (p.minutes - evaluation) * plan.BF16_STEP_TIME
+        )
+    assert "1 torch thread(s) each, bfloat16 products: about" in plan.format_plan(faster, bf16)
 
 
 def test_wall_minutes_starts_each_run_on_the_first_free_worker():
@@ -173,7 +182,7 @@ def test_plan_command_prints_the_plan_and_trains_nothing(tmp_path, capsys):
 def tiny_long_study(multi30k_dir, tmp_path_factory) -> Any:
     """The seven long cells (on Multi30k, and twice on joined pairs), a few steps each."""
     root = tmp_path_factory.mktemp("long-study")
-    settings = long_settings(root, multi30k_dir, cells=grid.LONG_CELLS)
+    settings = long_settings(root, multi30k_dir, cells=grid.LONG_CELLS, cpu_bf16=True)
     cli.run_study(settings)
     return settings
 
@@ -190,7 +199,8 @@ def test_long_study_reports_the_curve_and_claims_over_seeds(tiny_long_study):
     curve = s.report.with_suffix("") / plots.LONG_CURVE_PNG
     assert curve.read_bytes()[:4] == b"\x89PNG"
     assert f"]({s.report.with_suffix('').name}/{plots.LONG_CURVE_PNG})" in text
-    assert "--long --seeds 2 --long-steps 2" in text
+    assert "--long --seeds 2 --long-steps 2 --cpu-bf16" in text
+    assert "Training multiplies in bfloat16 (`train.cpu_bf16`" in text
     for name in grid.LONG_CELLS:
         assert re.search(rf"^\| {name} \| 2 \| [\d.]+ ± [\d.]+ \|", text, flags=re.MULTILINE)
     table = re.findall(r"^\| (\d) \| .* \| \*\*(\w+)\*\* \| (.*) \|$", text, flags=re.MULTILINE)
