@@ -11,6 +11,7 @@ import random
 import signal
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -144,6 +145,18 @@ def test_cpu_bf16_multiplies_in_bfloat16_and_keeps_float32_weights():
     # The same step in 8-bit mantissas: close to float32's loss, not equal to it.
     assert steps[True][1] == pytest.approx(steps[False][1], rel=2e-2)
     assert steps[True][1] != steps[False][1]
+
+
+def test_cpu_bf16_warns_where_the_cpu_has_no_native_bfloat16(tmp_path, monkeypatch):
+    from seq2seq import session
+
+    monkeypatch.setattr(session, "native_cpu_bf16", lambda: False)
+    with pytest.warns(UserWarning, match="no native bfloat16"):
+        training.train(task_config(tmp_path, max_steps=1, cpu_bf16=True))
+    monkeypatch.setattr(session, "native_cpu_bf16", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # nothing to say where it is native
+        training.train(task_config(tmp_path / "native", max_steps=1, cpu_bf16=True))
 
 
 @pytest.mark.slow
