@@ -330,14 +330,18 @@ def cmd_ship(args: argparse.Namespace) -> None:
     if args.card_only:
         print(f"model card written to {rewrite_card(Path(args.run))}")
         return
+    torch.set_num_threads(args.threads)
+    ship(Path(args.run), ship_config(args))
+
+
+def ship_config(args: argparse.Namespace) -> ShipConfig:
+    """The `ShipConfig` of ``seq2seq ship``'s parsed flags (`ShipConfig.as_flags` writes them)."""
     given: dict[str, Any] = {
         f.name: tuple(value) if isinstance(value, list) else value
         for f in dataclasses.fields(ShipConfig)
         if (value := getattr(args, f.name)) is not None
     }
-    options = ShipConfig(**given)
-    torch.set_num_threads(args.threads)
-    ship(Path(args.run), options)
+    return ShipConfig(**given)
 
 
 def _add_ship_parser(sub: Any, common: argparse.ArgumentParser) -> None:

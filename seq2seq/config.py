@@ -642,6 +642,18 @@ class ShipConfig:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
 
+    def as_flags(self) -> list[str]:
+        """The `seq2seq ship` flags that give these settings where they differ from the
+        defaults, ``mirror`` left out (where the data comes from changes no choice)."""
+        flags = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "mirror" or value == f.default:
+                continue
+            values = value if isinstance(value, tuple) else (value,)
+            flags.append(" ".join([f"--{f.name.replace('_', '-')}", *map(str, values)]))
+        return flags
+
 
 @dataclass(frozen=True)
 class RunConfig:

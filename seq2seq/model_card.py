@@ -252,15 +252,17 @@ def training_lines(cfg: RunConfig, info: RunInfo) -> list[str]:
     ]
 
 
-def rebuild_lines(folder: RunDir, members: list[tuple[RunDir, RunConfig]]) -> list[str]:
+def rebuild_lines(
+    folder: RunDir, members: list[tuple[RunDir, RunConfig]], ship_flags: list[str]
+) -> list[str]:
     """The commands that rebuild the shipped folder: train each run from its config (named as
-    the run), assemble an ensemble of them, ship."""
+    the run), assemble an ensemble of them, ship with the flags it was shipped with."""
     commands = [f"seq2seq train --config configs/{cfg.train.name}.yaml" for _, cfg in members]
     target = f"checkpoints/{folder.name}"
     if folder.is_ensemble():
         runs = " ".join(f"{cfg.train.out_dir}/{cfg.train.name}" for _, cfg in members)
         commands.append(f"seq2seq ensemble {target} {runs}")
-    commands.append(f"seq2seq ship {target}")
+    commands.append(" ".join([f"seq2seq ship {target}", *ship_flags]))
     return ["## Rebuild", "", "```", *commands, "```", ""]
 
 
@@ -374,7 +376,7 @@ def model_card(run_dir: Path, record: ShipRecord, reports: dict[str, dict[str, A
         *published_section(cfg, reports),
         *decoding_section(cfg, record),
         *training_section(folder, members, info_of, record),
-        *rebuild_lines(folder, members),
+        *rebuild_lines(folder, members, record.flags),
         "## Known limits",
         "",
         "- Multi30k is image captions: short, simple, literal sentences. Other text (news, "

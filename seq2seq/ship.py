@@ -381,6 +381,7 @@ def ship(run_dir: Path, options: ShipConfig | None = None) -> ShipRecord:
             ],
             members=member_records,
             bilingual=comparisons,
+            flags=options.as_flags(),
         )
         run = RunDir(run_dir)
         checkpoint.write_text_atomically(run.ship_record, json.dumps(record.to_dict(), indent=2))

@@ -79,6 +79,8 @@ class ShipRecord:
     members: list[MemberRecord] = field(default_factory=list)  # an ensemble's, in its order
     # A multilingual model's: report name (TEST_SET.SRC-TGT) -> the bilingual model beside it.
     bilingual: dict[str, BilingualComparison] = field(default_factory=dict)
+    # `ShipConfig.as_flags` of the options shipped with: the card's rebuild command repeats them.
+    flags: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -114,4 +116,5 @@ class ShipRecord:
                 name: BilingualComparison(**comparison)
                 for name, comparison in raw.get("bilingual", {}).items()
             },
+            flags=raw.get("flags", []),  # ship.json written before flags were recorded
         )

@@ -3,6 +3,7 @@ past its edge, float16 kept or rolled back atomically, test reports, ship.json, 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -14,7 +15,7 @@ import pytest
 import torch
 
 from seq2seq import checkpoint, ship
-from seq2seq.cli import main
+from seq2seq.cli import build_parser, main, ship_config
 from seq2seq.config import (
     LR_SCHEDULES,
     MAX_LENGTH_PENALTY,
@@ -164,7 +165,8 @@ def test_ship_chooses_on_validation_and_records_choices_scores_and_machine(run, 
     assert "Shipped: beam 2, length penalty 1.8 " in card
     assert "| test_2016_flickr | beam-2 |" in card
     train = f"seq2seq train --config configs/{run.name}.yaml\n"
-    assert f"{train}seq2seq ship checkpoints/{run.name}\n" in card
+    flags = "--beams 1 2 --test-sets test_2016_flickr --valid-pairs 60 --n-bootstrap 10"
+    assert f"{train}seq2seq ship checkpoints/{run.name} {flags}\n" in card
     run.model_card.unlink()
     ship.rewrite_card(run.root)  # ship.json holds all the card needs
     assert run.model_card.read_text(encoding="utf-8") == card
@@ -190,9 +192,22 @@ def test_ship_from_the_command_line_with_real_scores(run, capsys):
     near = [t for t in saved["tuning"] if t["valid_bleu"] >= top - 0.1]
     assert saved["decoding"]["beam"] == min(t["beam"] for t in near)
     assert saved["tests"] == {} and saved["tests_not_at_hand"] == ["test_2017_flickr"]
+    given = ["--beams 1 2", "--length-penalties 0.6 1.0", "--test-sets test_2017_flickr"]
+    assert saved["flags"] == [*given, "--valid-pairs 40"]
     card = run.model_card.read_text(encoding="utf-8")
     assert "Not scored here" in card and "test_2017_flickr" in card
     assert "model card written" in capsys.readouterr().out
+
+
+def test_the_rebuild_command_repeats_the_ship_flags_that_change_a_choice():
+    options = ShipConfig(
+        beams=(1, 4), length_penalties=(0.5, 1.5), valid_pairs=2400, mirror="/data/multi30k"
+    )
+    flags = options.as_flags()
+    assert flags == ["--beams 1 4", "--length-penalties 0.5 1.5", "--valid-pairs 2400"]
+    args = build_parser().parse_args(["ship", "checkpoints/x", *" ".join(flags).split()])
+    assert ship_config(args) == dataclasses.replace(options, mirror="")  # the mirror: no choice
+    assert ShipConfig().as_flags() == []
 
 
 # --- float16: kept or rolled back, the weights file only ever replaced whole ------------------
