@@ -164,6 +164,11 @@ def read_weights(path: Path) -> dict[str, torch.Tensor]:
         raise ValueError(f"{path} is not a readable safetensors file: {err}") from err
 
 
+def float_dtypes(path: Path) -> set[torch.dtype]:
+    """The dtypes of a weights file's floating-point tensors ({torch.float16} once shipped)."""
+    return {t.dtype for t in read_weights(path).values() if t.is_floating_point()}
+
+
 def set_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
     """Load ``tensors`` (from ``source``, named in errors) into ``model``, cast to its dtypes."""
     expected = _unique_state(model)

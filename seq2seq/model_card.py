@@ -17,7 +17,7 @@ from seq2seq.multilingual import run_directions
 from seq2seq.rundir import RunDir, RunInfo
 
 if TYPE_CHECKING:
-    from seq2seq.ship_record import ShipRecord
+    from seq2seq.ship_record import PrecisionTrial, ShipRecord
 
 
 def scores_section(
@@ -146,6 +146,19 @@ def directions_section(
     return [*lines, "", f"Full reports: {links}.", ""]
 
 
+def precision_text(precision: PrecisionTrial) -> str:
+    """The weights' dtype and the validation scores that chose it."""
+    if precision.fp32_valid_bleu is None:
+        return (
+            f"Weights stored as float16 before this ship ran (validation BLEU "
+            f"{precision.fp16_valid_bleu:.2f}), so not compared with float32 here."
+        )
+    return (
+        f"Weights stored as {precision.dtype} (validation BLEU {precision.fp16_valid_bleu:.2f} "
+        f"in float16 vs {precision.fp32_valid_bleu:.2f} in float32)."
+    )
+
+
 def decoding_section(cfg: RunConfig, record: ShipRecord) -> list[str]:
     """The validation scores of every decoding tried, what was chosen, and the weights' dtype."""
     chosen, precision = record.decoding, record.precision
@@ -163,9 +176,8 @@ def decoding_section(cfg: RunConfig, record: ShipRecord) -> list[str]:
         "",
         f"Shipped: beam {chosen.beam}, length penalty {round(chosen.length_penalty, 4)} "
         f"(validation BLEU {chosen.valid_bleu:.2f}; the smallest beam near the best score, with "
-        f"its best length penalty). Weights stored as {precision.dtype} (validation BLEU "
-        f"{precision.fp16_valid_bleu:.2f} in float16 vs {precision.fp32_valid_bleu:.2f} in "
-        f"float32). Chosen, timed and scored on: {record.machine}.",
+        f"its best length penalty). {precision_text(precision)} Chosen, timed and scored on: "
+        f"{record.machine}.",
         "",
     ]
     averaging = record.averaging

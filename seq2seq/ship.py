@@ -155,8 +155,12 @@ def try_float16(
     else put float32 back.
 
     Each float32 file is copied aside first; a weights file is replaced only by atomic renames,
-    so a crash leaves whole weights files (and `restore_float32` puts float32 back).
+    so a crash leaves whole weights files (and `restore_float32` puts float32 back). Weights
+    that are float16 already (a run shipped before) stay so, with no float32 score claimed.
     """
+    if all(checkpoint.float_dtypes(run.weights) == {torch.float16} for run in runs):
+        print("float16: the weights were float16 already (shipped before); kept, not compared")
+        return PrecisionTrial(None, fp32_valid_bleu, "float16")
     for run in runs:
         checkpoint.write_atomically(run.fp32_weights, functools.partial(_copy, run.weights))
     for run in runs:

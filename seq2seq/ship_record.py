@@ -25,9 +25,10 @@ class Trial:
 
 @dataclass(frozen=True)
 class PrecisionTrial:
-    """The float16 check: validation BLEU in both precisions and the dtype shipped."""
+    """The float16 check: validation BLEU in both precisions and the dtype shipped. A run
+    whose weights were float16 already (shipped before) has no float32 score."""
 
-    fp32_valid_bleu: float
+    fp32_valid_bleu: float | None
     fp16_valid_bleu: float
     dtype: str  # "float16" or "float32"
 

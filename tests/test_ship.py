@@ -26,7 +26,7 @@ from seq2seq.config import (
 )
 from seq2seq.corpus import load_split
 from seq2seq.metrics import score_corpus
-from seq2seq.model_card import decoder_text, learning_rate_text, subword_text
+from seq2seq.model_card import decoder_text, learning_rate_text, precision_text, subword_text
 from seq2seq.rundir import RunDir
 from seq2seq.translate import Translator
 
@@ -267,6 +267,21 @@ def test_float16_is_kept_only_within_the_tolerance_and_swapped_atomically(
     else:
         assert run.weights.read_bytes() == original
     assert first_weights.read_bytes() == original  # never written in place
+
+
+def test_weights_shipped_in_float16_before_are_kept_and_not_compared_with_themselves(run):
+    model, _ = checkpoint.load_model(run.root)
+    checkpoint.save_weights(model, run.weights, dtype=torch.float16)  # as a first ship left it
+    stored = run.weights.read_bytes()
+
+    def no_second_score() -> float:
+        raise AssertionError("float16 scored against itself")
+
+    trial = ship.try_float16([run], 30.0, no_second_score, tolerance=0.1)
+    assert (trial.fp32_valid_bleu, trial.fp16_valid_bleu, trial.dtype) == (None, 30.0, "float16")
+    assert run.weights.read_bytes() == stored and not run.fp32_weights.exists()
+    text = precision_text(trial)
+    assert "float16 before this ship ran" in text and "float32" in text and "vs" not in text
 
 
 def test_an_interrupted_float16_check_leaves_whole_weights_and_the_next_ship_restores(
