@@ -114,8 +114,9 @@ class Settings:
     long: bool = False  # also train LONG_CELLS on Multi30k with joined pairs, seeds times each
     seeds: int = 1  # seeds of each long run: seed, seed + 1, ...
     long_steps: int = 1700  # per long run: the 21 long runs take about 3 hours (see the plan)
-    cpu_bf16: bool = False  # train.cpu_bf16: bfloat16 matrix products (python -m study's default
-    # where the CPU has them natively)
+    cpu_bf16: bool = False  # train.cpu_bf16: bfloat16 matrix products (not by default: under
+    # CPU autocast the LSTM and Elman layers run wholly in bfloat16, a GRU's state can stay
+    # float32, so the cells would not compare at one precision)
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.cells) - set(CELLS))

@@ -57,7 +57,9 @@ def setup_lines(
             "Training multiplies in bfloat16 (`train.cpu_bf16`: weights, Adam and the loss in "
             "float32); validation, decoding and the gradient profiles run in float32."
             if t.cpu_bf16
-            else "Training runs in float32."
+            else "Training runs in float32: under bfloat16 autocast PyTorch runs the LSTM and "
+            "Elman layers wholly in bfloat16 but keeps a GRU's state in float32 where it starts "
+            "in float32, so the cells would not compare at one precision."
         ),
         f"- Decoding: **greedy** (beam 1). Scores: sacreBLEU, cased and detokenised, "
         f"`{first.evaluation['test']['bleu']['signature']}`; chrF "
