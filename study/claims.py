@@ -54,6 +54,12 @@ def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.0f}%"
 
 
+def _percent_span(values: Sequence[float]) -> str:
+    """'64%' or '64% to 80%': the range of some ratios, in whole percent."""
+    low, high = _percent(min(values)), _percent(max(values))
+    return low if low == high else f"{low} to {high}"
+
+
 def _missing(results: dict[str, CellResult], *names: str) -> list[str]:
     return [name for name in names if name not in results]
 
@@ -98,6 +104,12 @@ class Evidence:
 
     def bleu(self, name: str, rows: np.ndarray) -> float:
         return corpus_bleu(self.results[name].stats[rows].sum(0))
+
+    def kept_on_long(self, name: str) -> float | None:
+        """BLEU on the longest sentences over BLEU on the shortest: how well a model holds up
+        with length (None when it scores 0 on the shortest)."""
+        short = self.bleu(name, self.short)
+        return self.bleu(name, self.long) / short if short > 0 else None
 
     def recurrence(self, name: str, state: str = "trained") -> float | None:
         return self.results[name].ratio(state, "recurrence", self.distance)
@@ -379,6 +391,7 @@ def claim_attention_long(ev: Evidence) -> Claim:
     support = contradict = 0
     evidence = []
     long_gains, short_gains = [], []
+    kept: dict[str, list[float]] = {"none": [], "bahdanau": []}
     measures: dict[str, float] = {}
     for kind in kinds:
         system, baseline = f"{kind}-bahdanau", f"{kind}-none"
@@ -396,6 +409,11 @@ def claim_attention_long(ev: Evidence) -> Claim:
             f"{kind}: gain on long": long.value,
             f"{kind}: long minus short": closing.value,
         }
+        # Context, not part of the rule: does each model hold up with length on its own?
+        for attention, name in (("none", baseline), ("bahdanau", system)):
+            if (ratio := ev.kept_on_long(name)) is not None:
+                kept[attention].append(ratio)
+                measures[f"{name}: BLEU kept on long"] = ratio
         support += long.low > 0 and closing.low > 0
         contradict += long.high < 0 or closing.high < 0
     majority = len(kinds) // 2 + 1
@@ -408,6 +426,13 @@ def claim_attention_long(ev: Evidence) -> Claim:
         )
         few = len(ev.long) < MIN_PER_BUCKET
         plain += "; longer inputs than Multi30k's would test the claim harder." if few else "."
+        if kept["none"] and kept["bahdanau"]:
+            plain += (
+                f" On the longest sentences the models keep {_percent_span(kept['none'])} of "
+                f"their BLEU on the shortest without attention, {_percent_span(kept['bahdanau'])} "
+                "with it: attention closes a gap only where the model without it loses ground "
+                "with length."
+            )
     verdict = _verdict(support >= majority, contradict >= majority)
     return Claim(title, verdict, evidence, rule, plain, measures)
 

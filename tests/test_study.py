@@ -426,6 +426,19 @@ def test_claims_on_edge_data_get_a_verdict(rule, cells, sources, verdict):
     assert claim.verdict == verdict, claim.evidence
 
 
+def test_attention_claim_says_how_each_model_holds_up_with_length():
+    claim = decide("attention_long", attention("+", "+", "+"))
+    assert claim.verdict == "confirmed"
+    assert claim.measures["gru-none: BLEU kept on long"] == 0.0
+    assert claim.measures["gru-bahdanau: BLEU kept on long"] == pytest.approx(1.0)
+    assert "keep 0% of their BLEU on the shortest without attention, 100% with it" in claim.plain
+    # Without attention these score 0 on the shortest sentences: no ratio, and no division by 0.
+    flat = decide("attention_long", attention("=", "=", "="))
+    assert "rnn-none: BLEU kept on long" not in flat.measures
+    assert flat.measures["rnn-bahdanau: BLEU kept on long"] == pytest.approx(1.0)
+    assert "without attention" not in flat.plain
+
+
 def test_command_line_budgets_and_quick_mode():
     quick = cli.parse_settings(["--quick", "--cells", "rnn-none", "gru-none"])
     assert quick.steps == cli.QUICK["steps"] and quick.cells == ("rnn-none", "gru-none")

@@ -202,7 +202,9 @@ def test_long_study_reports_the_curve_and_claims_over_seeds(tiny_long_study):
     assert "--long --seeds 2 --long-steps 2 --cpu-bf16" in text
     assert "Training multiplies in bfloat16 (`train.cpu_bf16`" in text
     for name in grid.LONG_CELLS:
-        assert re.search(rf"^\| {name} \| 2 \| [\d.]+ ± [\d.]+ \|", text, flags=re.MULTILINE)
+        assert re.search(
+            rf"^\| {name} \| 2 \| [\d.]+ ± [\d.]+ \| [\d.]+, [\d.]+ \|", text, flags=re.MULTILINE
+        )
     table = re.findall(r"^\| (\d) \| .* \| \*\*(\w+)\*\* \| (.*) \|$", text, flags=re.MULTILINE)
     assert [number for number, _, _ in table] == [str(n) for n in range(1, 10)]
     assert all(by.startswith("2 seeds") for number, _, by in table if int(number) >= 5)
