@@ -27,7 +27,7 @@ from study.grid import CELLS, DEFAULT_MIRROR, REPO, TEST_SET, Settings, load_pai
 from study.long_data import long_test_set, write_long_corpus
 from study.plan import format_plan, plan_study
 from study.report import write_study
-from study.training import run_all, training_machine
+from study.training import RunConflict, run_all, training_machine
 
 
 def run_study(s: Settings) -> Path:
@@ -115,12 +115,15 @@ def parse_command(argv: Sequence[str] | None = None) -> tuple[Settings, bool]:
     parser.add_argument("--bootstrap", type=int, help="bootstrap resamples (default 1000)")
     args = parser.parse_args(argv)
     values: dict[str, Any] = dict(QUICK) if args.quick else {}
-    out = args.out or REPO / "runs" / ("study-quick" if args.quick else "study")
+    # Absolute paths: a run's saved config names its data by path, so the same folder given
+    # relatively (or from another directory) still finds its runs the same.
+    out = (args.out or REPO / "runs" / ("study-quick" if args.quick else "study")).resolve()
+    report = args.report or (out / "study.md" if args.quick else REPO / "docs" / "study.md")
     values |= {
         "out": out,
-        "report": args.report or (out / "study.md" if args.quick else REPO / "docs" / "study.md"),
-        "mirror": args.mirror,
-        "data_dir": args.data_dir,
+        "report": report.resolve(),
+        "mirror": _absolute(args.mirror),
+        "data_dir": _absolute(args.data_dir),
         "jobs": args.jobs,
         "threads": args.threads,
         "long": args.long,
@@ -139,9 +142,17 @@ def parse_command(argv: Sequence[str] | None = None) -> tuple[Settings, bool]:
         parser.error(str(err))
 
 
+def _absolute(place: str) -> str:
+    """A local folder as an absolute path; a URL (or nothing) as it is."""
+    return place if not place or "://" in place else str(Path(place).resolve())
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     settings, plan_only = parse_command(argv)
-    if plan_only:
-        print(format_plan(plan_study(settings), settings))
-    else:
-        run_study(settings)
+    try:
+        if plan_only:
+            print(format_plan(plan_study(settings), settings))
+        else:
+            run_study(settings)
+    except RunConflict as err:
+        raise SystemExit(f"error: {err}") from None

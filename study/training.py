@@ -28,6 +28,10 @@ from study.grid import Run, Settings, run_config, run_dir
 TRAIN_OUTPUT = "study_train.log"  # what training printed
 
 
+class RunConflict(ValueError):
+    """A run folder holds a run of another recipe: the study neither resumes nor overwrites it."""
+
+
 def run_state(run_dir: Path, cfg: RunConfig) -> str:
     """Where a run stands: new, interrupted (resume it), finished (skip it) or extend (finished
     under another budget: resume it with this one)."""
@@ -35,7 +39,7 @@ def run_state(run_dir: Path, cfg: RunConfig) -> str:
         return "new"
     saved, info = checkpoint.load_config(run_dir)
     if _recipe(saved) != _recipe(cfg):
-        raise ValueError(
+        raise RunConflict(
             f"{run_dir} holds a run with another model, data or precision config; "
             "choose another --out or delete it"
         )

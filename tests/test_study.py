@@ -439,12 +439,31 @@ def test_attention_claim_says_how_each_model_holds_up_with_length():
     assert "without attention" not in flat.plain
 
 
+def test_command_line_paths_are_absolute_so_runs_are_found_from_anywhere(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    s = cli.parse_settings(["--out", "mine", "--mirror", "../corpora", "--data-dir", "cache"])
+    assert s.out == tmp_path / "mine" and s.report.is_absolute()
+    assert s.mirror == str(tmp_path.parent / "corpora")
+    assert s.data_dir == str(tmp_path / "cache")
+    assert cli.parse_settings(["--mirror", "http://127.0.0.1:1/m"]).mirror == "http://127.0.0.1:1/m"
+
+
+@pytest.mark.slow
+def test_a_folder_of_another_recipe_is_a_one_line_error(tiny_study, capsys):
+    argv = ["--plan", "--out", str(tiny_study.out), "--cells", "rnn-none"]  # the full-size recipe
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    message = str(exit_.value.code)
+    assert message.startswith("error: ") and "choose another --out or delete it" in message
+    assert "\n" not in message
+
+
 def test_command_line_budgets_and_quick_mode():
     quick = cli.parse_settings(["--quick", "--cells", "rnn-none", "gru-none"])
     assert quick.steps == cli.QUICK["steps"] and quick.cells == ("rnn-none", "gru-none")
     assert quick.report == quick.out / "study.md" and quick.out.name == "study-quick"
     full = cli.parse_settings(["--budget-minutes", "12.5", "--out", "somewhere"])
-    assert (full.minutes, full.steps, full.out) == (12.5, 0, Path("somewhere"))
+    assert (full.minutes, full.steps, full.out) == (12.5, 0, Path("somewhere").resolve())
     assert full.report.name == "study.md" and full.report.parent.name == "docs"
     assert cli.parse_settings([]).steps == grid.Settings().steps > 0
     assert cli.parse_settings([]).cpu_bf16 is False  # every cell at the same precision
