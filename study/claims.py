@@ -4,7 +4,7 @@ measured cells; BLEU differences with paired bootstrap intervals (Koehn 2004).""
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,20 +44,15 @@ LOSS_DISTANCE = 6  # recurrent steps from the encoder's nearest end: most test s
 VANISHED = 0.5  # a gradient "vanishes" when less than half of it gets LOSS_DISTANCE steps back
 
 
-def _span(values: Sequence[float]) -> str:
-    """'+18' or '+18 to +26': the range of some BLEU differences, in whole points."""
-    low, high = f"{min(values):+.0f}", f"{max(values):+.0f}"
+def _span(values: Sequence[float], show: Callable[[float], str] = lambda v: f"{v:+.0f}") -> str:
+    """'+18' or '+18 to +26': the range of some values, each shown by `show` (by default a BLEU
+    difference in whole points)."""
+    low, high = show(min(values)), show(max(values))
     return low if low == high else f"{low} to {high}"
 
 
 def _percent(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.0f}%"
-
-
-def _percent_span(values: Sequence[float]) -> str:
-    """'64%' or '64% to 80%': the range of some ratios, in whole percent."""
-    low, high = _percent(min(values)), _percent(max(values))
-    return low if low == high else f"{low} to {high}"
 
 
 def _missing(results: dict[str, CellResult], *names: str) -> list[str]:
@@ -427,11 +422,11 @@ def claim_attention_long(ev: Evidence) -> Claim:
         few = len(ev.long) < MIN_PER_BUCKET
         plain += "; longer inputs than Multi30k's would test the claim harder." if few else "."
         if kept["none"] and kept["bahdanau"]:
+            without, with_ = (_span(kept[a], _percent) for a in ("none", "bahdanau"))
             plain += (
-                f" On the longest sentences the models keep {_percent_span(kept['none'])} of "
-                f"their BLEU on the shortest without attention, {_percent_span(kept['bahdanau'])} "
-                "with it: attention closes a gap only where the model without it loses ground "
-                "with length."
+                f" On the longest sentences the models keep {without} of their BLEU on the "
+                f"shortest without attention, {with_} with it: attention closes a gap only "
+                "where the model without it loses ground with length."
             )
     verdict = _verdict(support >= majority, contradict >= majority)
     return Claim(title, verdict, evidence, rule, plain, measures)
