@@ -23,7 +23,15 @@ from pathlib import Path
 from typing import Any
 
 from study.evaluation import collect, collect_seeds
-from study.grid import CELLS, DEFAULT_MIRROR, REPO, TEST_SET, Settings, load_pairs
+from study.grid import (
+    CELLS,
+    DEFAULT_MIRROR,
+    FLOAT32_WHY,
+    REPO,
+    TEST_SET,
+    Settings,
+    load_pairs,
+)
 from study.long_data import long_test_set, write_long_corpus
 from study.plan import format_plan, plan_study
 from study.report import write_study
@@ -105,9 +113,7 @@ def parse_command(argv: Sequence[str] | None = None) -> tuple[Settings, bool]:
         "--cpu-bf16",
         action=argparse.BooleanOptionalAction,
         help="bfloat16 matrix products in training (train.cpu_bf16; about 1.3x the steps per "
-        "second at the study's sizes). Default: off, so that the cells compare at one "
-        "precision: under CPU autocast PyTorch runs LSTM and Elman layers wholly in bfloat16, "
-        "but a GRU keeps its state in float32 where that state starts in float32",
+        f"second at the study's sizes). Default: off, because {FLOAT32_WHY}",
     )
     parser.add_argument("--mirror", default=DEFAULT_MIRROR, help="Multi30k folder or URL")
     parser.add_argument("--data-dir", default=str(REPO / "data"), help="Multi30k cache")
@@ -115,15 +121,12 @@ def parse_command(argv: Sequence[str] | None = None) -> tuple[Settings, bool]:
     parser.add_argument("--bootstrap", type=int, help="bootstrap resamples (default 1000)")
     args = parser.parse_args(argv)
     values: dict[str, Any] = dict(QUICK) if args.quick else {}
-    # Absolute paths: a run's saved config names its data by path, so the same folder given
-    # relatively (or from another directory) still finds its runs the same.
-    out = (args.out or REPO / "runs" / ("study-quick" if args.quick else "study")).resolve()
-    report = args.report or (out / "study.md" if args.quick else REPO / "docs" / "study.md")
+    out = args.out or REPO / "runs" / ("study-quick" if args.quick else "study")
     values |= {
         "out": out,
-        "report": report.resolve(),
-        "mirror": _absolute(args.mirror),
-        "data_dir": _absolute(args.data_dir),
+        "report": args.report or (out / "study.md" if args.quick else REPO / "docs" / "study.md"),
+        "mirror": args.mirror,
+        "data_dir": args.data_dir,
         "jobs": args.jobs,
         "threads": args.threads,
         "long": args.long,
@@ -140,11 +143,6 @@ def parse_command(argv: Sequence[str] | None = None) -> tuple[Settings, bool]:
         return Settings(**values), args.plan
     except ValueError as err:
         parser.error(str(err))
-
-
-def _absolute(place: str) -> str:
-    """A local folder as an absolute path; a URL (or nothing) as it is."""
-    return place if not place or "://" in place else str(Path(place).resolve())
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -83,6 +83,19 @@ class Run:
         return f"long/{self.name}" if self.long else self.name
 
 
+# Why the study trains in float32 unless told otherwise (its help and its report say this).
+FLOAT32_WHY = (
+    "under CPU autocast PyTorch runs the LSTM and Elman layers wholly in bfloat16 but keeps a "
+    "GRU's state in float32 where it starts in float32, so the cells would not compare at one "
+    "precision"
+)
+
+
+def _absolute(place: str) -> str:
+    """A local folder as an absolute path; a URL (or nothing) as it is."""
+    return place if not place or "://" in place else str(Path(place).resolve())
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the study depends on; the defaults are the full study (about two hours)."""
@@ -114,11 +127,15 @@ class Settings:
     long: bool = False  # also train LONG_CELLS on Multi30k with joined pairs, seeds times each
     seeds: int = 1  # seeds of each long run: seed, seed + 1, ...
     long_steps: int = 1700  # per long run: the 21 long runs take about 3 hours (see the plan)
-    cpu_bf16: bool = False  # train.cpu_bf16: bfloat16 matrix products (not by default: under
-    # CPU autocast the LSTM and Elman layers run wholly in bfloat16, a GRU's state can stay
-    # float32, so the cells would not compare at one precision)
+    cpu_bf16: bool = False  # train.cpu_bf16: bfloat16 matrix products (not by default: FLOAT32_WHY)
 
     def __post_init__(self) -> None:
+        # Absolute paths: a run's saved config names its data by path, so the same folder given
+        # relatively (or from another directory) still finds its runs the same.
+        for name in ("out", "report"):
+            object.__setattr__(self, name, Path(getattr(self, name)).resolve())
+        for name in ("mirror", "data_dir"):
+            object.__setattr__(self, name, _absolute(getattr(self, name)))
         unknown = sorted(set(self.cells) - set(CELLS))
         if unknown:
             raise ValueError(f"unknown cell(s) {unknown}; the grid has {', '.join(CELLS)}")

@@ -15,7 +15,7 @@ from seq2seq.report_markdown import markdown_table, with_interval
 from seq2seq.rundir import RunDir
 from study.claims import CLAIMS, Claim, build_evidence, fmt_number
 from study.evaluation import CellResult, SeedResults
-from study.grid import REPO, TEST_SET, Settings
+from study.grid import FLOAT32_WHY, REPO, TEST_SET, Settings
 from study.plots import save_plots
 from study.report_long import long_lines
 from study.seeds import seeded_claims
@@ -57,9 +57,7 @@ def setup_lines(
             "Training multiplies in bfloat16 (`train.cpu_bf16`: weights, Adam and the loss in "
             "float32); validation, decoding and the gradient profiles run in float32."
             if t.cpu_bf16
-            else "Training runs in float32: under bfloat16 autocast PyTorch runs the LSTM and "
-            "Elman layers wholly in bfloat16 but keeps a GRU's state in float32 where it starts "
-            "in float32, so the cells would not compare at one precision."
+            else f"Training runs in float32: {FLOAT32_WHY}."
         ),
         f"- Decoding: **greedy** (beam 1). Scores: sacreBLEU, cased and detokenised, "
         f"`{first.evaluation['test']['bleu']['signature']}`; chrF "
